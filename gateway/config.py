@@ -1,0 +1,350 @@
+"""The config file: pydantic models of every key in CONTRACT.md, and a pure loader.
+
+`load_config(path, env)` reads nothing at import time and takes the environment as an
+argument, so tests can load a config without touching `os.environ`. Unknown keys are
+rejected (`extra="forbid"`): a typo such as `max_conections` must fail loudly at start,
+not be ignored until the pool runs dry under load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+__all__ = [
+    "ConfigError",
+    "GatewayConfig",
+    "KeyConfig",
+    "ModelConfig",
+    "default_config",
+    "interpolate",
+    "load_config",
+    "masked_config",
+    "resolve_config_path",
+]
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; the message names the file and the key path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Price = Annotated[Decimal, Field(ge=0)]
+
+
+class ServerConfig(_Strict):
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    max_body_bytes: PositiveInt = 20_000_000
+    graceful_shutdown_s: Annotated[float, Field(ge=0)] = 30
+    max_concurrent_requests: PositiveInt = 1000
+
+
+class RetriesConfig(_Strict):
+    mode: Literal["legacy", "standard", "adaptive"] = "adaptive"
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+
+
+class BedrockConfig(_Strict):
+    region: str | None = None
+    endpoint_url: str | None = None
+    max_connections: PositiveInt = 200
+    connect_timeout_s: PositiveFloat = 5
+    read_timeout_s: PositiveFloat = 300
+    retries: RetriesConfig = RetriesConfig()
+
+
+class PricingConfig(_Strict):
+    """USD per 1,000 tokens. Decimal, so that summing millions of records does not drift."""
+
+    input_per_1k: Price | None = None
+    output_per_1k: Price | None = None
+    cache_read_per_1k: Price | None = None
+    cache_write_per_1k: Price | None = None
+
+
+class ReasoningConfig(_Strict):
+    supported: bool = False
+    budgets: dict[Literal["low", "medium", "high"], PositiveInt] = Field(
+        default_factory=lambda: {"low": 1024, "medium": 4096, "high": 16384}
+    )
+
+
+class ModelConfig(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    bedrock_id: Annotated[str, Field(min_length=1)]
+    aliases: list[str] = Field(default_factory=list)
+    region: str | None = None
+    kind: Literal["chat", "embedding"] = "chat"
+    pricing: PricingConfig | None = None
+    fallbacks: list[str] = Field(default_factory=list)
+    reasoning: ReasoningConfig = ReasoningConfig()
+    auto_cache_system: bool = False
+    ttft_timeout_s: PositiveFloat | None = None
+
+
+class ImagesConfig(_Strict):
+    fetch_remote: bool = True
+    allowed_hosts: list[str] = Field(default_factory=list)
+    max_bytes: PositiveInt = 3_750_000
+    timeout_s: PositiveFloat = 10
+
+
+class LimitsFields(_Strict):
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+    budget_usd_monthly: Price | None = None
+
+
+class KeyConfig(LimitsFields):
+    """One API key. `key_sha256` (preferred) or `key` (plaintext, normally `${ENV_VAR}`)."""
+
+    id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+    key_sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+    key: SecretStr | None = None
+    team: str | None = None
+    user: str | None = None
+    models: list[str] | None = None
+    disabled: bool = False
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> KeyConfig:
+        if (self.key_sha256 is None) == (self.key is None):
+            raise ValueError("give exactly one of key_sha256 or key")
+        if self.key is not None and not self.key.get_secret_value():
+            raise ValueError("key is empty (is its environment variable set?)")
+        return self
+
+    @property
+    def digest(self) -> str:
+        """The sha256 hex digest this key is looked up by."""
+        if self.key_sha256 is not None:
+            return self.key_sha256.lower()
+        assert self.key is not None
+        return hashlib.sha256(self.key.get_secret_value().encode()).hexdigest()
+
+
+class AuthConfig(_Strict):
+    keys: list[KeyConfig] = Field(default_factory=list)
+    teams: dict[str, LimitsFields] = Field(default_factory=dict)
+    admin_keys_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]] = Field(
+        default_factory=list
+    )
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AuthConfig:
+        seen: set[str] = set()
+        for key in self.keys:
+            if key.id in seen:
+                raise ValueError(f"duplicate key id {key.id!r}")
+            seen.add(key.id)
+        return self
+
+
+class LimitsConfig(_Strict):
+    store: str = "memory"
+
+
+class UsageConfig(_Strict):
+    store: str = "sqlite:///gateway-usage.db"
+    flush_interval_ms: PositiveInt = 200
+
+
+class MetricsConfig(_Strict):
+    enabled: bool = True
+    path: Annotated[str, Field(pattern=r"^/")] = "/metrics"
+
+
+class LoggingConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    format: Literal["json", "text"] = "json"
+    log_prompts: bool = False
+
+
+class GatewayConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    bedrock: BedrockConfig = BedrockConfig()
+    models: list[ModelConfig] = Field(default_factory=list)
+    allow_unlisted_models: bool = False
+    drop_unsupported_params: bool = False
+    images: ImagesConfig = ImagesConfig()
+    auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()
+    usage: UsageConfig = UsageConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _model_names(self) -> GatewayConfig:
+        names: dict[str, str] = {}
+        for model in self.models:
+            for public in (model.name, *model.aliases):
+                if public in names:
+                    raise ValueError(
+                        f"model name {public!r} is used by both {names[public]!r} "
+                        f"and {model.name!r}"
+                    )
+                names[public] = model.name
+        for model in self.models:
+            for fallback in model.fallbacks:
+                if fallback not in names:
+                    raise ValueError(f"model {model.name!r}: unknown fallback {fallback!r}")
+        return self
+
+
+# The catalogue used when there is no config file at all, so that `bedrock-gateway serve`
+# answers for the common models without any set-up. Ids are the public Bedrock model ids;
+# the US cross-region profiles are used where AWS only serves newer Claude models that way.
+_DEFAULT_MODELS: list[dict[str, Any]] = [
+    {"name": "claude-3-5-haiku", "bedrock_id": "anthropic.claude-3-5-haiku-20241022-v1:0"},
+    {"name": "claude-3-5-sonnet", "bedrock_id": "anthropic.claude-3-5-sonnet-20240620-v1:0"},
+    {
+        "name": "claude-3-7-sonnet",
+        "bedrock_id": "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "reasoning": {"supported": True},
+    },
+    {
+        "name": "claude-sonnet-4",
+        "bedrock_id": "us.anthropic.claude-sonnet-4-20250514-v1:0",
+        "reasoning": {"supported": True},
+    },
+    {"name": "nova-micro", "bedrock_id": "amazon.nova-micro-v1:0"},
+    {"name": "nova-lite", "bedrock_id": "amazon.nova-lite-v1:0"},
+    {"name": "nova-pro", "bedrock_id": "amazon.nova-pro-v1:0"},
+    {"name": "llama3-1-70b", "bedrock_id": "meta.llama3-1-70b-instruct-v1:0"},
+    {"name": "mistral-large", "bedrock_id": "mistral.mistral-large-2407-v1:0"},
+    {"name": "titan-embed-text-v2", "bedrock_id": "amazon.titan-embed-text-v2:0", "kind": "embedding"},
+    {"name": "titan-embed-text-v1", "bedrock_id": "amazon.titan-embed-text-v1", "kind": "embedding"},
+    {"name": "cohere-embed-english-v3", "bedrock_id": "cohere.embed-english-v3", "kind": "embedding"},
+    {
+        "name": "cohere-embed-multilingual-v3",
+        "bedrock_id": "cohere.embed-multilingual-v3",
+        "kind": "embedding",
+    },
+]
+
+
+def default_config() -> GatewayConfig:
+    """The embedded defaults: used when no config file exists at all."""
+    return GatewayConfig.model_validate({"models": _DEFAULT_MODELS})
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(text: str, env: Mapping[str, str], *, source: str = "<config>") -> str:
+    """Replace `${VAR}` and `${VAR:-default}`; an unset variable without default is an error.
+
+    Done on the raw text before YAML parsing, as docker-compose does, so a variable can
+    stand anywhere a scalar can. `$${` is not special: we keep the syntax small.
+    """
+    missing: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = env.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is not None:
+                return default
+            missing.append(name)
+            return ""
+        return value
+
+    result = _VAR.sub(replace, text)
+    if missing:
+        names = ", ".join(sorted(set(missing)))
+        raise ConfigError(f"{source}: environment variable(s) not set: {names}")
+    return result
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "<root>"
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid config"]
+    for item in error.errors():
+        # Pydantic appends the union member or validator name to loc; keep the user's keys.
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {_key_path(loc)}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(text: str, env: Mapping[str, str], *, source: str) -> GatewayConfig:
+    """Validate a YAML document (after interpolation) into a GatewayConfig."""
+    try:
+        data = yaml.safe_load(interpolate(text, env, source=source))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys")
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def resolve_config_path(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    """`--config`, then `$GATEWAY_CONFIG`, then `./config.yaml`; None means embedded defaults.
+
+    A path that was asked for explicitly must exist; only the implicit `./config.yaml`
+    may be absent.
+    """
+    for candidate in (explicit, env.get("GATEWAY_CONFIG")):
+        if candidate:
+            path = Path(candidate)
+            if not path.is_file():
+                raise ConfigError(f"{path}: config file not found")
+            return path
+    implicit = Path("config.yaml")
+    return implicit if implicit.is_file() else None
+
+
+def load_config(path: Path | None, env: Mapping[str, str]) -> GatewayConfig:
+    """Read and validate a config file; `None` gives the embedded defaults."""
+    if path is None:
+        return default_config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_config(text, env, source=str(path))
+
+
+def masked_config(config: GatewayConfig) -> dict[str, Any]:
+    """The effective config as plain data, with plaintext keys and DSN passwords hidden."""
+    data = config.model_dump(mode="json")
+    for key in data["auth"]["keys"]:
+        if key.get("key") is not None:
+            key["key"] = "***"
+    for section in ("usage", "limits"):
+        data[section]["store"] = _mask_dsn(data[section]["store"])
+    return data
+
+
+def _mask_dsn(dsn: str) -> str:
+    # scheme://user:password@host -> scheme://user:***@host
+    return re.sub(r"(://[^:/@]+):[^@/]+@", r"\1:***@", dsn)

@@ -1,0 +1,1 @@
+"""The built-in Bedrock Runtime emulator: the real REST and event-stream wire protocol."""

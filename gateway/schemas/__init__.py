@@ -1,0 +1,1 @@
+"""Wire formats: pydantic models of OpenAI requests, TypedDicts of Converse."""

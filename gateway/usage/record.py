@@ -1,0 +1,75 @@
+"""The usage record: one per request, success or failure, with the fields of CONTRACT.md.
+
+The middleware creates a record when a request arrives and puts it in the ASGI scope; the
+handler and the stream translator fill in what they learn (model, tokens, first-token
+time); the middleware stamps status and latency and hands it to the recorder exactly once.
+It is a plain mutable dataclass with slots: the hot path touches it a few times per
+request, and a pydantic model would cost more than the rest of the bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["RECORD_FIELDS", "UsageRecord"]
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    id: str
+    ts: datetime  # UTC, when the request arrived
+    request_id: str
+    route: str
+    key_id: str | None = None
+    team: str | None = None
+    user: str | None = None
+    end_user: str | None = None  # the request's own "user" field
+    model: str | None = None  # the public name the client asked for
+    bedrock_model_id: str | None = None  # what was actually called, after fallbacks
+    stream: bool = False
+    status: int = 0  # the HTTP status sent to the client
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: Decimal | None = None  # None when the model has no known price
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    estimated: bool = False  # True when Bedrock's own usage could not be read
+    error_type: str | None = None
+    # Not stored: facts for the middleware that the contract's record does not carry.
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_row(self) -> dict[str, Any]:
+        """The stored columns, in contract order (without `extra`)."""
+        row = asdict(self)
+        row.pop("extra")
+        return row
+
+
+RECORD_FIELDS: tuple[str, ...] = (
+    "id",
+    "ts",
+    "request_id",
+    "key_id",
+    "team",
+    "user",
+    "end_user",
+    "model",
+    "bedrock_model_id",
+    "route",
+    "stream",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "estimated",
+    "error_type",
+)
