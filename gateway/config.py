@@ -247,8 +247,9 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 def interpolate(text: str, env: Mapping[str, str], *, source: str = "<config>") -> str:
     """Replace `${VAR}` and `${VAR:-default}`; an unset variable without default is an error.
 
-    Done on the raw text before YAML parsing, as docker-compose does, so a variable can
-    stand anywhere a scalar can. `$${` is not special: we keep the syntax small.
+    Applied to string values after YAML parsing, never to the raw text: comments stay
+    inert, and a variable's value can never change the structure of the document. Values
+    are strings; pydantic turns `"8080"` into the port number where an int is expected.
     """
     missing: list[str] = []
 
@@ -267,6 +268,24 @@ def interpolate(text: str, env: Mapping[str, str], *, source: str = "<config>") 
         names = ", ".join(sorted(set(missing)))
         raise ConfigError(f"{source}: environment variable(s) not set: {names}")
     return result
+
+
+def _interpolate_values(data: Any, env: Mapping[str, str], *, source: str, path: str) -> Any:
+    if isinstance(data, str):
+        return interpolate(data, env, source=f"{source}: {path}" if path else source)
+    if isinstance(data, dict):
+        return {
+            key: _interpolate_values(
+                value, env, source=source, path=f"{path}.{key}" if path else str(key)
+            )
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [
+            _interpolate_values(value, env, source=source, path=f"{path}[{i}]")
+            for i, value in enumerate(data)
+        ]
+    return data
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -294,13 +313,14 @@ def format_validation_error(error: ValidationError, source: str) -> str:
 def parse_config(text: str, env: Mapping[str, str], *, source: str) -> GatewayConfig:
     """Validate a YAML document (after interpolation) into a GatewayConfig."""
     try:
-        data = yaml.safe_load(interpolate(text, env, source=source))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys")
+    data = _interpolate_values(data, env, source=source, path="")
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:

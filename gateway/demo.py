@@ -1,0 +1,103 @@
+"""`bedrock-gateway demo`: the gateway in front of the built-in emulator, in one process.
+
+For a newcomer with no AWS account: both servers share one event loop, the gateway's
+Bedrock client points at the emulator on a free loopback port with throwaway credentials
+(the emulator checks that requests are signed, not by whom), and a fresh API key is
+printed so the first `curl` or OpenAI SDK call works at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from dataclasses import dataclass
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig
+from gateway.emulator.app import create_emulator_app
+from gateway.logs import configure_logging, uvicorn_log_config
+
+__all__ = ["demo_config", "run_demo"]
+
+
+@dataclass(frozen=True)
+class _DemoCredentials:
+    access_key: str = "demo"
+    secret_key: str = "demo"
+
+
+def demo_config(*, emulator_url: str, api_key: str, port: int) -> GatewayConfig:
+    return GatewayConfig.model_validate(
+        {
+            "server": {"host": "127.0.0.1", "port": port},
+            "bedrock": {"region": "us-east-1", "endpoint_url": emulator_url},
+            "models": [
+                {
+                    "name": "claude-3-5-sonnet",
+                    "bedrock_id": "anthropic.claude-3-5-sonnet-20240620-v1:0",
+                    "aliases": ["gpt-4o"],
+                },
+                {"name": "nova-micro", "bedrock_id": "amazon.nova-micro-v1:0", "aliases": ["gpt-4o-mini"]},
+                {
+                    "name": "titan-embed-text-v2",
+                    "bedrock_id": "amazon.titan-embed-text-v2:0",
+                    "kind": "embedding",
+                    "aliases": ["text-embedding-3-small"],
+                },
+            ],
+            "auth": {"keys": [{"id": "demo", "key": api_key, "team": "demo", "user": "newcomer"}]},
+            "logging": {"format": "text"},
+        }
+    )
+
+
+def _loopback_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def run_demo(*, port: int) -> int:
+    emulator_sock = _loopback_socket()
+    emulator_url = f"http://127.0.0.1:{emulator_sock.getsockname()[1]}"
+    api_key = "demo-" + secrets.token_urlsafe(16)
+    config = demo_config(emulator_url=emulator_url, api_key=api_key, port=port)
+    configure_logging(config.logging)
+    emulator = uvicorn.Server(
+        uvicorn.Config(create_emulator_app(), log_level="warning", access_log=False)
+    )
+    gateway = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config, credentials=_DemoCredentials()),
+            host="127.0.0.1",
+            port=port,
+            log_config=uvicorn_log_config(),
+            access_log=False,
+        )
+    )
+    print(
+        f"""
+bedrock-gateway demo: the gateway on http://127.0.0.1:{port}/v1, in front of the built-in
+Bedrock emulator at {emulator_url} (no AWS account needed).
+
+  API key: {api_key}
+
+  curl http://127.0.0.1:{port}/v1/chat/completions \\
+    -H "Authorization: Bearer {api_key}" -H "content-type: application/json" \\
+    -d '{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+
+Models: claude-3-5-sonnet (alias gpt-4o), nova-micro (alias gpt-4o-mini),
+titan-embed-text-v2 (alias text-embedding-3-small). Ctrl-C stops.
+""",
+        flush=True,
+    )
+    emulator_task = asyncio.create_task(emulator.serve(sockets=[emulator_sock]))
+    try:
+        await gateway.serve()
+    finally:
+        emulator.should_exit = True
+        await emulator_task
+    return 0

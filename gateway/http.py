@@ -1,0 +1,64 @@
+"""Request-body and response helpers shared by the handlers.
+
+The body limit is enforced while reading (and from Content-Length before reading), so an
+oversized upload is refused without being buffered whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import InvalidRequestError, PayloadTooLargeError
+from gateway.schemas.openai import validation_error_param
+
+__all__ = ["json_response", "read_json", "validate"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"Request body exceeds the gateway's limit of {limit} bytes.")
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    try:
+        data = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequestError(
+            "We could not parse the JSON body of your request. The body must be a JSON object."
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    return data
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    """Validate into an OpenAI request model; errors become a 400 naming the parameter."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        param, message = validation_error_param(exc)
+        raise InvalidRequestError(message, param=param) from None
+
+
+def json_response(
+    data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(body, status_code=status, headers=headers, media_type="application/json")

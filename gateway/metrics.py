@@ -1,0 +1,120 @@
+"""Prometheus metrics with the names and labels of CONTRACT.md, on an injected registry.
+
+One `Metrics` object owns every collector, so tests get a fresh `CollectorRegistry` per app
+and nothing is registered at import time. With `--workers N` each worker writes to
+prometheus-client's multiprocess directory (`PROMETHEUS_MULTIPROC_DIR`) and `/metrics`
+aggregates the files, so counters and histograms sum across workers.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from gateway.usage.record import UsageRecord
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+# Latency buckets from 5 ms: the gateway's own overhead is around a millisecond, a model's
+# answer takes seconds to minutes.
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests_total",
+            "Requests answered, by final HTTP status.",
+            ["route", "model", "team", "key_id", "status"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "gateway_tokens_total",
+            "Tokens as reported by Bedrock (or estimated when it could not be read).",
+            ["model", "team", "key_id", "type"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "gateway_cost_usd_total",
+            "Cost in USD from the configured and bundled prices.",
+            ["model", "team", "key_id"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request received to the last byte sent.",
+            ["route", "model"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "gateway_time_to_first_token_seconds",
+            "Time from request received to the first content delta sent (streams).",
+            ["model"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors_total",
+            "Failed Bedrock calls, by Bedrock exception name.",
+            ["model", "error"],
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "gateway_inflight_requests",
+            "Requests being served now.",
+            ["route"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.usage_queue_depth = Gauge(
+            "gateway_usage_queue_depth",
+            "Usage records not yet durably written to the usage store.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+
+    def observe_request(self, record: UsageRecord, *, model_label: str) -> None:
+        """Count one finished request from its usage record."""
+        team = record.team or ""
+        key_id = record.key_id or ""
+        self.requests.labels(record.route, model_label, team, key_id, str(record.status)).inc()
+        self.duration.labels(record.route, model_label).observe(record.latency_ms / 1000)
+        if record.ttft_ms is not None:
+            self.ttft.labels(model_label).observe(record.ttft_ms / 1000)
+        for kind, count in (
+            ("input", record.input_tokens),
+            ("output", record.output_tokens),
+            ("cache_read", record.cache_read_tokens),
+            ("cache_write", record.cache_write_tokens),
+        ):
+            if count:
+                self.tokens.labels(model_label, team, key_id, kind).inc(count)
+        if record.cost_usd is not None and record.cost_usd > Decimal(0):
+            self.cost.labels(model_label, team, key_id).inc(float(record.cost_usd))
+
+    def render(self) -> bytes:
+        directory = multiprocess_dir()
+        if directory is None:
+            return generate_latest(self.registry)
+        # Multiprocess: every worker's files, aggregated into a throwaway registry.
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry)

@@ -1,0 +1,135 @@
+"""The SSE response for `stream: true`: Bedrock events in, OpenAI chunks out, as they come.
+
+Why not starlette's `StreamingResponse`: this response must own the Bedrock stream, so that
+it is closed on every path (finished, failed, client gone, server shutting down), and it
+must settle the usage record from what the stream translator saw. uvicorn speaks ASGI 2.3,
+where a send after the client left is silently dropped, so the client's departure is
+noticed by a second task that waits for `http.disconnect` and stops the pump at once: the
+upstream connection is dropped instead of read to the end.
+
+Back-pressure comes for free: uvicorn's `send` waits while the socket's write buffer is
+full, so a slow client slows our reads from Bedrock rather than piling chunks up in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping
+
+from starlette.types import Receive, Scope, Send
+
+from gateway.bedrock import BedrockError, BedrockStream
+from gateway.sse import DONE, encode_chunk, encode_error
+from gateway.translate.errors import to_upstream_error
+from gateway.translate.stream import StreamTranslator
+from gateway.usage.record import UsageRecord
+
+__all__ = ["SSEResponse"]
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class SSEResponse:
+    def __init__(
+        self,
+        events: BedrockStream,
+        translator: StreamTranslator,
+        *,
+        record: UsageRecord,
+        started: float,
+        headers: Mapping[str, str],
+        estimate_input_tokens: Callable[[], int],
+    ) -> None:
+        self._events = events
+        self._translator = translator
+        self._record = record
+        self._started = started
+        self._headers = [*_SSE_HEADERS, *((k.encode(), v.encode()) for k, v in headers.items())]
+        self._estimate_input_tokens = estimate_input_tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        pump = asyncio.ensure_future(self._pump(send))
+        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        disconnected = False
+        try:
+            await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
+            if not pump.done():
+                disconnected = True
+                pump.cancel()
+            # Let the pump unwind (its own cleanup is synchronous, so this is prompt).
+            await asyncio.wait((pump,))
+            if not pump.cancelled():
+                pump.result()
+        finally:
+            watcher.cancel()
+            if not pump.done():  # we were cancelled ourselves (shutdown): stop the pump too
+                pump.cancel()
+            await self._close_upstream()
+            self._settle(disconnected)
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _pump(self, send: Send) -> None:
+        translator = self._translator
+        record = self._record
+        try:
+            async for event in self._events:
+                chunks = translator.feed(event)
+                if not chunks:
+                    continue
+                if record.ttft_ms is None and translator.output_chars:
+                    record.ttft_ms = round((time.perf_counter() - self._started) * 1000, 3)
+                body = b"".join([encode_chunk(chunk) for chunk in chunks])
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        except BedrockError as exc:
+            # After the first byte the status is spent: the error becomes the last event, and
+            # no [DONE] follows, so SDKs raise instead of returning a truncated answer.
+            error = to_upstream_error(exc.name, exc.message)
+            record.error_type = exc.name
+            record.extra["upstream_error"] = exc.name
+            await send(
+                {"type": "http.response.body", "body": encode_error(error.to_openai()), "more_body": False}
+            )
+            return
+        await send({"type": "http.response.body", "body": DONE, "more_body": False})
+
+    async def _close_upstream(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._events.aclose()
+
+    def _settle(self, disconnected: bool) -> None:
+        """Put Bedrock's own usage in the record, or an estimate flagged as such."""
+        record = self._record
+        translator = self._translator
+        if disconnected and record.error_type is None:
+            record.error_type = "client_disconnected"
+        usage = translator.usage
+        if usage is not None:
+            record.input_tokens = int(usage.get("inputTokens", 0))
+            record.output_tokens = int(usage.get("outputTokens", 0))
+            record.cache_read_tokens = int(usage.get("cacheReadInputTokens", 0) or 0)
+            record.cache_write_tokens = int(usage.get("cacheWriteInputTokens", 0) or 0)
+            return
+        record.estimated = True
+        record.input_tokens = self._estimate_input_tokens()
+        record.output_tokens = translator.estimated_output_tokens()
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def estimate_tokens(characters: int) -> int:
+    """About four characters per token: the usual rule of thumb for English text."""
+    return math.ceil(characters / 4)
