@@ -99,7 +99,9 @@ class SSEResponse:
                 {"type": "http.response.body", "body": encode_error(error.to_openai()), "more_body": False}
             )
             return
-        await send({"type": "http.response.body", "body": DONE, "more_body": False})
+        # A stream that ended without messageStop still gets its finish (and usage) chunk.
+        tail = b"".join([encode_chunk(chunk) for chunk in translator.flush()])
+        await send({"type": "http.response.body", "body": tail + DONE, "more_body": False})
 
     async def _close_upstream(self) -> None:
         with contextlib.suppress(Exception):
