@@ -14,6 +14,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -131,7 +132,11 @@ def _install_sighup(gateway: Gateway) -> Callable[[], None]:
         loop.add_signal_handler(signal.SIGHUP, lambda: gateway.reload(dict(os.environ)))
     except (RuntimeError, ValueError, NotImplementedError):
         return lambda: None  # not the main thread (tests) or no signals on this platform
-    return lambda: loop.remove_signal_handler(signal.SIGHUP)
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return remove
 
 
 def app_from_environment() -> Starlette:

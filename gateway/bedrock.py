@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -74,8 +75,11 @@ class BedrockClient(Protocol):
 
 
 class StaticCredentials(Protocol):
-    access_key: str
-    secret_key: str
+    @property
+    def access_key(self) -> str: ...
+
+    @property
+    def secret_key(self) -> str: ...
 
 
 def _bedrock_error(exc: BaseException) -> BedrockError:
@@ -184,13 +188,21 @@ class AioBedrockClient:
         return self
 
     def _new_session(self) -> Any:
+        # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which most AWS SDKs (and
+        # EKS, ECS and Lambda) set; honour both so "region from the AWS environment" holds.
+        region = (
+            self._config.region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or None
+        )
         if self._credentials is not None:
             return aioboto3.Session(
                 aws_access_key_id=self._credentials.access_key,
                 aws_secret_access_key=self._credentials.secret_key,
-                region_name=self._config.region,
+                region_name=region,
             )
-        return aioboto3.Session(region_name=self._config.region)
+        return aioboto3.Session(region_name=region)
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()

@@ -75,11 +75,16 @@ class PricingConfig(_Strict):
     cache_write_per_1k: Price | None = None
 
 
+Effort = Literal["low", "medium", "high"]
+
+
+def _default_budgets() -> dict[Effort, int]:
+    return {"low": 1024, "medium": 4096, "high": 16384}
+
+
 class ReasoningConfig(_Strict):
     supported: bool = False
-    budgets: dict[Literal["low", "medium", "high"], PositiveInt] = Field(
-        default_factory=lambda: {"low": 1024, "medium": 4096, "high": 16384}
-    )
+    budgets: dict[Effort, PositiveInt] = Field(default_factory=_default_budgets)
 
 
 class ModelConfig(_Strict):
@@ -160,6 +165,22 @@ class LimitsConfig(_Strict):
 class UsageConfig(_Strict):
     store: str = "sqlite:///gateway-usage.db"
     flush_interval_ms: PositiveInt = 200
+    # Records per write transaction; a full batch is written without waiting for the tick.
+    batch_size: PositiveInt = 500
+    # Most records held in memory while the store is down; past it they are lost (logged).
+    max_buffer: PositiveInt = 100_000
+    # Where records go while the store is down (JSON lines, replayed when it is back and at
+    # the next start); each worker process claims its own `<path>`, `<path>.1`, ... null: none.
+    spill_path: str | None = "gateway-usage.spill.jsonl"
+    # Extra fraction charged on cross-region inference profiles (0.1 = +10%). AWS bills them
+    # at the source region's price, so 0 unless an agreement says otherwise.
+    cross_region_surcharge: Annotated[Decimal, Field(ge=0, le=10)] = Decimal(0)
+
+    @model_validator(mode="after")
+    def _buffer_holds_a_batch(self) -> UsageConfig:
+        if self.max_buffer < self.batch_size:
+            raise ValueError("max_buffer must be at least batch_size")
+        return self
 
 
 class MetricsConfig(_Strict):
@@ -225,9 +246,21 @@ _DEFAULT_MODELS: list[dict[str, Any]] = [
     {"name": "nova-pro", "bedrock_id": "amazon.nova-pro-v1:0"},
     {"name": "llama3-1-70b", "bedrock_id": "meta.llama3-1-70b-instruct-v1:0"},
     {"name": "mistral-large", "bedrock_id": "mistral.mistral-large-2407-v1:0"},
-    {"name": "titan-embed-text-v2", "bedrock_id": "amazon.titan-embed-text-v2:0", "kind": "embedding"},
-    {"name": "titan-embed-text-v1", "bedrock_id": "amazon.titan-embed-text-v1", "kind": "embedding"},
-    {"name": "cohere-embed-english-v3", "bedrock_id": "cohere.embed-english-v3", "kind": "embedding"},
+    {
+        "name": "titan-embed-text-v2",
+        "bedrock_id": "amazon.titan-embed-text-v2:0",
+        "kind": "embedding",
+    },
+    {
+        "name": "titan-embed-text-v1",
+        "bedrock_id": "amazon.titan-embed-text-v1",
+        "kind": "embedding",
+    },
+    {
+        "name": "cohere-embed-english-v3",
+        "bedrock_id": "cohere.embed-english-v3",
+        "kind": "embedding",
+    },
     {
         "name": "cohere-embed-multilingual-v3",
         "bedrock_id": "cohere.embed-multilingual-v3",
@@ -302,7 +335,9 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid config"]
     for item in error.errors():
         # Pydantic appends the union member or validator name to loc; keep the user's keys.
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(
+            p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        )
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"

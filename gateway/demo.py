@@ -40,7 +40,11 @@ def demo_config(*, emulator_url: str, api_key: str, port: int) -> GatewayConfig:
                     "bedrock_id": "anthropic.claude-3-5-sonnet-20240620-v1:0",
                     "aliases": ["gpt-4o"],
                 },
-                {"name": "nova-micro", "bedrock_id": "amazon.nova-micro-v1:0", "aliases": ["gpt-4o-mini"]},
+                {
+                    "name": "nova-micro",
+                    "bedrock_id": "amazon.nova-micro-v1:0",
+                    "aliases": ["gpt-4o-mini"],
+                },
                 {
                     "name": "titan-embed-text-v2",
                     "bedrock_id": "amazon.titan-embed-text-v2:0",

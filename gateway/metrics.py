@@ -116,5 +116,5 @@ class Metrics:
             return generate_latest(self.registry)
         # Multiprocess: every worker's files, aggregated into a throwaway registry.
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=directory)
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         return generate_latest(registry)

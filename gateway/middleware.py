@@ -52,7 +52,9 @@ def _error_body(error: GatewayError) -> bytes:
     return json.dumps(error.to_openai(), separators=(",", ":")).encode()
 
 
-async def send_error(send: Send, error: GatewayError, extra_headers: list[tuple[bytes, bytes]]) -> None:
+async def send_error(
+    send: Send, error: GatewayError, extra_headers: list[tuple[bytes, bytes]]
+) -> None:
     body = _error_body(error)
     headers = [
         (b"content-type", b"application/json"),
@@ -143,7 +145,6 @@ class RequestMiddleware:
                 record.status = status
                 record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
                 gateway.finish(record)
-
 
 
 class AuthMiddleware:

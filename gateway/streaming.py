@@ -96,7 +96,11 @@ class SSEResponse:
             record.error_type = exc.name
             record.extra["upstream_error"] = exc.name
             await send(
-                {"type": "http.response.body", "body": encode_error(error.to_openai()), "more_body": False}
+                {
+                    "type": "http.response.body",
+                    "body": encode_error(error.to_openai()),
+                    "more_body": False,
+                }
             )
             return
         # A stream that ended without messageStop still gets its finish (and usage) chunk.

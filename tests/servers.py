@@ -12,7 +12,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -26,7 +26,13 @@ def free_port() -> int:
 class ServerThread:
     """A running uvicorn server; `url` is its base URL, `stop()` shuts it down gracefully."""
 
-    def __init__(self, app: Any, *, lifespan: str = "on", startup_timeout_s: float = 20) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        lifespan: Literal["auto", "on", "off"] = "on",
+        startup_timeout_s: float = 20,
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -67,7 +73,7 @@ class ServerThread:
 
 
 @contextlib.contextmanager
-def serve(app: Any, *, lifespan: str = "on") -> Iterator[ServerThread]:
+def serve(app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") -> Iterator[ServerThread]:
     server = ServerThread(app, lifespan=lifespan)
     try:
         yield server

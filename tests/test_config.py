@@ -57,10 +57,19 @@ def test_interpolated_numbers_are_coerced() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("server:\n  max_conections: 3\n", "c.yaml: invalid config\n  server.max_conections: unknown key"),
+        (
+            "server:\n  max_conections: 3\n",
+            "c.yaml: invalid config\n  server.max_conections: unknown key",
+        ),
         ("models:\n  - name: a\n    bedrock_id: b\n    kind: chatt\n", "models[0].kind"),
-        ("server:\n  port: ${PORT}\n", "c.yaml: server.port: environment variable(s) not set: PORT"),
-        ("auth:\n  keys:\n    - id: k\n", "auth.keys[0]: Value error, give exactly one of key_sha256 or key"),
+        (
+            "server:\n  port: ${PORT}\n",
+            "c.yaml: server.port: environment variable(s) not set: PORT",
+        ),
+        (
+            "auth:\n  keys:\n    - id: k\n",
+            "auth.keys[0]: Value error, give exactly one of key_sha256 or key",
+        ),
         ("auth:\n  keys:\n    - id: k\n      key_sha256: nothex\n", "auth.keys[0].key_sha256"),
         ("[1, 2]\n", "c.yaml: the top level must be a mapping"),
         ("server: [\n", "c.yaml: not valid YAML"),
@@ -101,7 +110,7 @@ def test_config_path_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert resolve_config_path(None, {}) == Path("config.yaml")
     assert resolve_config_path(None, {"GATEWAY_CONFIG": "env.yaml"}) == Path("env.yaml")
     assert resolve_config_path("flag.yaml", {"GATEWAY_CONFIG": "env.yaml"}) == Path("flag.yaml")
-    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found"):
         resolve_config_path("missing.yaml", {})
 
 

@@ -1,4 +1,4 @@
-"""`POST /v1/chat/completions`: validate, resolve the model, translate, call Bedrock, translate back.
+"""`POST /v1/chat/completions`: validate, resolve, translate, call Bedrock, translate back.
 
 The handler is glue: every decision about the wire formats lives in `gateway.translate`,
 every decision about who may call what in `gateway.auth` and `gateway.catalog`. Streams
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -104,7 +105,9 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
         )
 
     try:
-        response = await gateway.bedrock.converse(model.bedrock_id, call.request, region=model.region)
+        response = await gateway.bedrock.converse(
+            model.bedrock_id, call.request, region=model.region
+        )
     except BedrockError as exc:
         raise upstream_failure(record, exc) from None
     usage = response.get("usage")
@@ -126,7 +129,7 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
     return json_response(data, headers=headers)
 
 
-def _estimate_input(converse_request: dict[str, Any]) -> int:
+def _estimate_input(converse_request: Mapping[str, Any]) -> int:
     """Rough input size for the rare record Bedrock's usage never reached."""
     characters = 0
     for block in converse_request.get("system", ()):
