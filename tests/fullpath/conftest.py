@@ -145,3 +145,18 @@ def script(text: str = "", **directive: Any) -> str:
     """A user message carrying an emulator script (see gateway/emulator/SCRIPTING.md)."""
     line = "@emulator " + json.dumps(directive)
     return f"{text}\n{line}" if text else line
+
+
+def ledger(gateway: RunningGateway) -> list[dict[str, Any]]:
+    """Every usage record the gateway wrote, oldest first.
+
+    Stops the gateway first: shutdown flushes the recorder, so what is read is final.
+    """
+    import sqlite3
+
+    gateway.server.stop()
+    path = gateway.config.usage.store.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute("SELECT * FROM usage_records ORDER BY ts, id").fetchall()
+    return [dict(row) for row in rows]
