@@ -116,7 +116,7 @@ def test_disconnects_release_upstream_and_leak_nothing(gateway: RunningGateway, 
     for record in dropped:
         if record["estimated"]:
             assert record["error_type"] == "client_disconnected"
-            assert 1 <= record["output_tokens"]
+            assert record["output_tokens"] >= 1
         else:
             assert record["output_tokens"] == WORDS
     assert len(flagged) >= STREAMS * 0.8, f"only {len(flagged)} of {STREAMS} noticed"

@@ -311,7 +311,7 @@ def test_mid_stream_error_records_usage_seen_so_far(gateway: RunningGateway) -> 
         "reply": "one two three four five six seven eight",
         "stream_error": {"after_events": 4},
     }
-    _, events = sse_events(
+    _, _events = sse_events(
         gateway, {"model": "nova-micro", "messages": user(script(**directive)), "stream": True}
     )
     (record,) = ledger(gateway)
