@@ -30,6 +30,7 @@ from gateway.http import json_response
 from gateway.metrics import Metrics
 from gateway.middleware import AuthMiddleware, RequestMiddleware
 from gateway.routes.chat import chat_completions
+from gateway.routes.embeddings import embeddings
 from gateway.routes.health import healthz, metrics, readyz
 from gateway.routes.models import get_model, list_models
 from gateway.service import Gateway, Runtime
@@ -105,6 +106,7 @@ def create_app(
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aioboto3
@@ -38,6 +39,7 @@ __all__ = [
     "BedrockClient",
     "BedrockError",
     "BedrockStream",
+    "InvokeResult",
     "StaticCredentials",
 ]
 
@@ -71,7 +73,19 @@ class BedrockClient(Protocol):
 
     async def invoke_model(
         self, model_id: str, body: bytes, *, region: str | None = None
-    ) -> bytes: ...
+    ) -> InvokeResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResult:
+    """An InvokeModel answer: the body, and the input token count Bedrock puts in a header.
+
+    Some models (Cohere Embed) report their token count only in the
+    `X-Amzn-Bedrock-Input-Token-Count` response header, never in the body.
+    """
+
+    body: bytes
+    input_token_count: str | None
 
 
 class StaticCredentials(Protocol):
@@ -241,7 +255,9 @@ class AioBedrockClient:
             raise _bedrock_error(exc) from exc
         return _AioStream(response["stream"])
 
-    async def invoke_model(self, model_id: str, body: bytes, *, region: str | None = None) -> bytes:
+    async def invoke_model(
+        self, model_id: str, body: bytes, *, region: str | None = None
+    ) -> InvokeResult:
         client = self._client(region)
         try:
             response = await client.invoke_model(
@@ -254,4 +270,5 @@ class AioBedrockClient:
                 data: bytes = await stream.read()
         except _TRANSPORT_ERRORS as exc:
             raise _bedrock_error(exc) from exc
-        return data
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return InvokeResult(data, headers.get("x-amzn-bedrock-input-token-count"))

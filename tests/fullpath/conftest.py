@@ -68,6 +68,18 @@ def base_config(emulator_url: str, tmp_path: Path, **overrides: Any) -> dict[str
                 "name": "titan-embed-text-v2",
                 "bedrock_id": "amazon.titan-embed-text-v2:0",
                 "kind": "embedding",
+                "aliases": ["text-embedding-3-small"],
+            },
+            {
+                "name": "titan-embed-text-v1",
+                "bedrock_id": "amazon.titan-embed-text-v1",
+                "kind": "embedding",
+            },
+            {"name": "cohere-en", "bedrock_id": "cohere.embed-english-v3", "kind": "embedding"},
+            {
+                "name": "cohere-multi",
+                "bedrock_id": "cohere.embed-multilingual-v3",
+                "kind": "embedding",
             },
         ],
         "auth": {

@@ -465,6 +465,10 @@ def test_list_and_get_models(gateway: RunningGateway) -> None:
         "app-profile",
         "broken-model",
         "titan-embed-text-v2",
+        "text-embedding-3-small",
+        "titan-embed-text-v1",
+        "cohere-en",
+        "cohere-multi",
     ]
     model = client.models.retrieve("gpt-4o")
     assert (model.id, model.object, model.owned_by) == ("gpt-4o", "model", "bedrock")
