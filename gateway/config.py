@@ -159,7 +159,25 @@ class AuthConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
+    # `memory` (this process only) or `redis://` / `rediss://` (shared by a fleet).
     store: str = "memory"
+    # When Redis or the usage ledger cannot be read: true admits the request unchecked (a
+    # limits outage must not become a gateway outage); false refuses it with 503.
+    fail_open: bool = True
+    # Longest wait for Redis on one admission, connecting included; past it, `fail_open`.
+    redis_timeout_s: Annotated[float, Field(gt=0, le=10)] = 0.25
+    # Prepended to every Redis key, so that several deployments can share one server.
+    redis_prefix: str = "bgw:"
+    # How long a key's or team's month-to-date spend, read from the usage store for
+    # budgets, is reused before it is read again. 0 reads it on every request.
+    spend_cache_s: Annotated[float, Field(ge=0, le=300)] = 5
+
+    @model_validator(mode="after")
+    def _known_store(self) -> LimitsConfig:
+        scheme, sep, _ = self.store.partition("://")
+        if self.store != "memory" and not (sep and scheme in ("redis", "rediss")):
+            raise ValueError("store must be `memory` or a redis:// or rediss:// URL")
+        return self
 
 
 class UsageConfig(_Strict):
