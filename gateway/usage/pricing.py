@@ -1,0 +1,231 @@
+"""What a request cost: bundled Bedrock prices, config overrides, and exact arithmetic.
+
+Prices are USD per 1,000 tokens, as `Decimal`, in four kinds: input, output, cache read
+and cache write. `prices.json` beside this module holds AWS's us-east-1 on-demand prices
+for common models, keyed by base model id, each with its source and the date it was
+checked. A model's `pricing` block in the config overrides any of the four; the
+overrides are the operator's real price, so they are used exactly as given.
+
+How a Bedrock model id is priced:
+
+* a base id (`anthropic.claude-3-5-haiku-20241022-v1:0`, also as a `foundation-model/`
+  ARN, also with a context-window suffix such as `:200k`): its bundled price;
+* a cross-region inference profile (`us.`, `eu.`, `apac.`, `jp.`, `au.`, `ca.`, `us-gov.`,
+  `global.`, bare or inside an `inference-profile/` ARN): the base model's price (its
+  separate `global` price, for the models where AWS lists one), times
+  `1 + cross_region_surcharge`. The default surcharge is 0: AWS bills cross-region
+  inference at the price of the source region, with no extra charge. It exists for
+  operators whose agreements say otherwise;
+* an application inference profile, a provisioned or custom model: only the config
+  knows what it costs.
+
+A model with no known price costs `None`, never a made-up zero, and is logged as a
+warning once per price book (the book is rebuilt on config reload, so construction
+only indexes the config; the bundled table is read once per process). A request with
+no tokens at all costs exactly zero whatever the model: Bedrock bills tokens.
+
+Costs are rounded to 10 decimal places (`gateway.usage.money`) once, per request.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from importlib import resources
+
+from gateway.config import ModelConfig, PricingConfig
+from gateway.usage.money import quantize_cost
+
+__all__ = ["BundledPrice", "Price", "PriceBook", "bundled_prices"]
+
+logger = logging.getLogger("gateway.usage")
+
+_CROSS_REGION_PREFIXES = frozenset({"us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"})
+_ARN = re.compile(r"arn:aws[a-z-]*:bedrock:[a-z0-9-]*:[0-9]*:(?P<kind>[a-z-]+)/(?P<id>.+)")
+_CONTEXT_SUFFIX = re.compile(r":(?:[0-9]+k|mm)$")
+# Ample precision: token counts times prices never come near 50 significant digits, so
+# every product and sum below is exact until the one rounding at the end.
+_EXACT = Context(prec=50, rounding=ROUND_HALF_EVEN)
+_THOUSAND = Decimal(1000)
+_KINDS = ("input", "output", "cache_read", "cache_write")
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per 1,000 tokens of each kind; None where the price is unknown."""
+
+    input: Decimal | None = None
+    output: Decimal | None = None
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+
+    def scaled(self, factor: Decimal) -> Price:
+        return Price(*(None if p is None else p * factor for p in self.values()))
+
+    def overridden(self, pricing: PricingConfig) -> Price:
+        given = (
+            pricing.input_per_1k,
+            pricing.output_per_1k,
+            pricing.cache_read_per_1k,
+            pricing.cache_write_per_1k,
+        )
+        merged = (o if o is not None else p for p, o in zip(self.values(), given, strict=True))
+        return Price(*merged)
+
+    def values(self) -> tuple[Decimal | None, ...]:
+        return (self.input, self.output, self.cache_read, self.cache_write)
+
+
+@dataclass(frozen=True, slots=True)
+class BundledPrice:
+    """One row of `prices.json`: the in-region price and, where AWS lists it, global's."""
+
+    name: str
+    regional: Price
+    global_: Price | None
+    source: str
+    checked: str
+
+
+@functools.cache
+def bundled_prices() -> Mapping[str, BundledPrice]:
+    """The bundled table, read once per process (never at import time)."""
+    text = resources.files("gateway.usage").joinpath("prices.json").read_text("utf-8")
+    table: dict[str, BundledPrice] = {}
+    for model_id, row in json.loads(text)["models"].items():
+        glob = row.get("global")
+        table[model_id] = BundledPrice(
+            name=row["name"],
+            regional=_price(row),
+            global_=None if glob is None else _price(glob),
+            source=row["source"],
+            checked=row["checked"],
+        )
+    return table
+
+
+def _price(row: Mapping[str, str]) -> Price:
+    names = [f.name for f in fields(Price)]
+    return Price(*(Decimal(row[n]) if n in row else None for n in names))
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelRef:
+    base_id: str | None  # None: only the config can price it
+    profile: str | None  # the cross-region prefix, if any
+
+
+def _parse_model_id(model_id: str) -> _ModelRef:
+    arn = _ARN.fullmatch(model_id)
+    if arn is not None:
+        if arn["kind"] == "foundation-model":
+            return _ModelRef(arn["id"], None)
+        if arn["kind"] != "inference-profile":
+            return _ModelRef(None, None)  # application profile, provisioned or custom model
+        model_id = arn["id"]
+    prefix, dot, rest = model_id.partition(".")
+    if dot and prefix in _CROSS_REGION_PREFIXES:
+        return _ModelRef(rest, prefix)
+    return _ModelRef(model_id, None)
+
+
+class PriceBook:
+    """Prices every request of one config; cheap to build, rebuilt on each reload."""
+
+    def __init__(
+        self,
+        models: Sequence[ModelConfig],
+        *,
+        cross_region_surcharge: Decimal = Decimal(0),
+        table: Mapping[str, BundledPrice] | None = None,
+    ) -> None:
+        if cross_region_surcharge < 0:
+            raise ValueError("cross_region_surcharge cannot be negative")
+        self._multiplier = 1 + cross_region_surcharge
+        self._table = table
+        self._by_name: dict[str, ModelConfig] = {}
+        self._by_bedrock_id: dict[str, ModelConfig] = {}
+        for model in models:
+            for name in (model.name, *model.aliases):
+                self._by_name.setdefault(name, model)
+            if model.pricing is not None:
+                self._by_bedrock_id.setdefault(model.bedrock_id, model)
+        self._warned: set[tuple[str, str]] = set()
+
+    def price(self, *, model: str | None, bedrock_model_id: str | None) -> Price | None:
+        """The price per 1,000 tokens for a request, or None if nothing is known."""
+        entry = self._config_entry(model, bedrock_model_id)
+        model_id = bedrock_model_id or (entry.bedrock_id if entry is not None else None)
+        bundled = self._bundled(model_id) if model_id is not None else None
+        override = entry.pricing if entry is not None else None
+        if override is None:
+            return bundled
+        return (bundled or Price()).overridden(override)
+
+    def cost(
+        self,
+        *,
+        model: str | None,
+        bedrock_model_id: str | None,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int,
+        cache_write_tokens: int,
+    ) -> Decimal | None:
+        """USD for one request, rounded to 10 places; None when a needed price is unknown."""
+        tokens = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        if not any(tokens):
+            return quantize_cost(Decimal(0))
+        label = bedrock_model_id or model or "<no model>"
+        price = self.price(model=model, bedrock_model_id=bedrock_model_id)
+        if price is None:
+            self._warn_once(label, "no price")
+            return None
+        total = Decimal(0)
+        with localcontext(_EXACT):
+            for kind, count, per_1k in zip(_KINDS, tokens, price.values(), strict=True):
+                if not count:
+                    continue
+                if per_1k is None:
+                    self._warn_once(label, f"no {kind} price")
+                    return None
+                total += count * per_1k
+            return quantize_cost(total / _THOUSAND)
+
+    def _config_entry(self, model: str | None, bedrock_model_id: str | None) -> ModelConfig | None:
+        # The public name's entry, unless a fallback called another model: then the entry
+        # (if any) that prices the model actually called.
+        if model is not None:
+            entry = self._by_name.get(model)
+            if entry is not None and bedrock_model_id in (None, entry.bedrock_id):
+                return entry
+        if bedrock_model_id is not None:
+            return self._by_bedrock_id.get(bedrock_model_id)
+        return None
+
+    def _bundled(self, model_id: str) -> Price | None:
+        ref = _parse_model_id(model_id)
+        if ref.base_id is None:
+            return None
+        table = self._table if self._table is not None else bundled_prices()
+        row = table.get(ref.base_id) or table.get(_CONTEXT_SUFFIX.sub("", ref.base_id))
+        if row is None:
+            return None
+        if ref.profile is None:
+            return row.regional
+        price = row.global_ if ref.profile == "global" and row.global_ else row.regional
+        return price.scaled(self._multiplier) if self._multiplier != 1 else price
+
+    def _warn_once(self, label: str, what: str) -> None:
+        if (label, what) not in self._warned:
+            self._warned.add((label, what))
+            logger.warning(
+                "%s is known for model %s; its requests are recorded with an unknown cost",
+                what,
+                label,
+            )

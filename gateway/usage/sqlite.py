@@ -1,0 +1,319 @@
+"""The SQLite usage store: one file, no server, the default for a single gateway.
+
+`sqlite3` calls block, so every one of them runs on a single worker thread that owns the
+only connection (`check_same_thread` stays on and would catch a slip). One thread also
+means one statement at a time, which is all SQLite does anyway; the event loop only ever
+awaits a future.
+
+Several processes may share the file (`--workers N`): WAL mode lets readers run beside
+the writer, writes take the lock up front with `BEGIN IMMEDIATE` so two writers queue on
+the busy timeout instead of failing halfway, and `synchronous=FULL` makes a committed
+batch survive a power cut, not only a crash.
+
+Money is an integer count of 1e-10 USD (`cost_e10`, see `gateway.usage.money`) and time
+is UTC text in a fixed-width format, so both sort and sum exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.usage.money import as_utc, cost_from_units, cost_to_units
+from gateway.usage.record import RECORD_FIELDS, UsageRecord
+from gateway.usage.store import validate_group_by
+
+__all__ = ["SQLiteUsageStore"]
+
+logger = logging.getLogger("gateway.usage")
+
+T = TypeVar("T")
+
+# Each migration runs once, in its own transaction, and is never edited once released:
+# a change to the schema is a new entry at the end.
+_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (
+        1,
+        "usage_records table and its indexes",
+        (
+            """
+            CREATE TABLE usage_records (
+                id TEXT PRIMARY KEY,
+                ts TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                key_id TEXT,
+                team TEXT,
+                "user" TEXT,
+                end_user TEXT,
+                model TEXT,
+                bedrock_model_id TEXT,
+                route TEXT NOT NULL,
+                stream INTEGER NOT NULL,
+                status INTEGER NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cache_read_tokens INTEGER NOT NULL,
+                cache_write_tokens INTEGER NOT NULL,
+                cost_e10 INTEGER,
+                latency_ms REAL NOT NULL,
+                ttft_ms REAL,
+                estimated INTEGER NOT NULL,
+                error_type TEXT
+            )
+            """,
+            "CREATE INDEX usage_records_ts ON usage_records (ts)",
+            "CREATE INDEX usage_records_key_id_ts ON usage_records (key_id, ts)",
+            "CREATE INDEX usage_records_team_ts ON usage_records (team, ts)",
+            'CREATE INDEX usage_records_user_ts ON usage_records ("user", ts)',
+            "CREATE INDEX usage_records_end_user_ts ON usage_records (end_user, ts)",
+            "CREATE INDEX usage_records_model_ts ON usage_records (model, ts)",
+        ),
+    ),
+)
+
+_COLUMNS = tuple("cost_e10" if name == "cost_usd" else name for name in RECORD_FIELDS)
+_INSERT = "INSERT INTO usage_records ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING".format(
+    ", ".join(f'"{name}"' for name in _COLUMNS), ", ".join("?" for _ in _COLUMNS)
+)
+
+_GROUP_EXPRESSIONS = {
+    "key_id": "key_id",
+    "team": "team",
+    "user": '"user"',
+    "end_user": "end_user",
+    "model": "model",
+    "day": "substr(ts, 1, 10)",
+}
+
+_SUMS = (
+    "COUNT(*)",
+    "COALESCE(SUM(input_tokens), 0)",
+    "COALESCE(SUM(output_tokens), 0)",
+    "COALESCE(SUM(cache_read_tokens), 0)",
+    "COALESCE(SUM(cache_write_tokens), 0)",
+    "SUM(cost_e10)",
+)
+
+
+def _ts_text(value: datetime) -> str:
+    # Fixed width, so that text order is time order and substr(ts, 1, 10) is the UTC day.
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _row(record: UsageRecord) -> tuple[Any, ...]:
+    values = record.to_row()
+    values["ts"] = _ts_text(record.ts)
+    values["stream"] = int(record.stream)
+    values["estimated"] = int(record.estimated)
+    cost = values.pop("cost_usd")
+    values["cost_e10"] = None if cost is None else cost_to_units(cost)
+    return tuple(values[name] for name in _COLUMNS)
+
+
+class SQLiteUsageStore:
+    """The usage ledger in one SQLite file; see the module docstring."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            raise RuntimeError("the SQLite usage store is already open")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-sqlite")
+        try:
+            await self._call(self._open_sync)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(executor, self._close_sync)
+        await asyncio.to_thread(executor.shutdown)
+
+    async def ping(self) -> None:
+        await self._call(self._ping_sync)
+
+    async def write(self, records: Sequence[UsageRecord]) -> None:
+        if records:
+            rows = [_row(record) for record in records]
+            await self._call(self._write_sync, rows)
+
+    async def query(
+        self,
+        *,
+        group_by: Sequence[str],
+        start: datetime | None = None,
+        end: datetime | None = None,
+        key_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        fields = validate_group_by(group_by)
+        where, params = _where(start=start, end=end, key_id=key_id)
+        selected = [f"{_GROUP_EXPRESSIONS[name]} AS g{i}" for i, name in enumerate(fields)]
+        sql = f"SELECT {', '.join([*selected, *_SUMS])} FROM usage_records{where}"
+        if fields:
+            sql += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(fields)))
+        raw = await self._call(self._fetch_sync, sql, params)
+        rows: list[dict[str, Any]] = []
+        for values in raw:
+            groups, sums = values[: len(fields)], values[len(fields) :]
+            if sums[0] == 0:
+                continue  # no GROUP BY over no records still yields one all-NULL row
+            row: dict[str, Any] = dict(zip(fields, groups, strict=True))
+            row.update(
+                requests=sums[0],
+                input_tokens=sums[1],
+                output_tokens=sums[2],
+                cache_read_tokens=sums[3],
+                cache_write_tokens=sums[4],
+                cost_usd=None if sums[5] is None else cost_from_units(sums[5]),
+            )
+            rows.append(row)
+        rows.sort(key=lambda r: tuple((r[f] is None, r[f] or "") for f in fields))
+        return rows
+
+    async def spend(
+        self, *, key_id: str | None = None, team: str | None = None, since: datetime
+    ) -> Decimal:
+        where, params = _where(start=since, end=None, key_id=key_id, team=team)
+        sql = f"SELECT SUM(cost_e10) FROM usage_records{where}"
+        raw = await self._call(self._fetch_sync, sql, params)
+        total = raw[0][0]
+        return cost_from_units(total if total is not None else 0)
+
+    # -- everything below runs on the worker thread --------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("the SQLite usage store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the SQLite usage store is not open")
+        return self._conn
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly
+        # one transaction and DDL is not committed behind our back.
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)
+        self._conn = conn
+        mode = self._enable_wal(conn)
+        if mode != "wal":
+            logger.warning("usage store %s: WAL mode unavailable, using %s", self.path, mode)
+        conn.execute("PRAGMA synchronous=FULL")
+        self._migrate_sync(conn)
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> str:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite answers "locked"
+        # at once instead of calling the busy handler, so gateways starting together on
+        # one fresh file retry here. The mode is stored in the file: later opens are free.
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _migrate_sync(self, conn: sqlite3.Connection) -> None:
+        latest = _MIGRATIONS[-1][0]
+        for version, description, statements in _MIGRATIONS:
+            # BEGIN IMMEDIATE takes the write lock before reading the version, so two
+            # gateways starting together apply each migration exactly once.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS usage_schema_version ("
+                    "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+                    "applied_at TEXT NOT NULL)"
+                )
+                current = conn.execute("SELECT MAX(version) FROM usage_schema_version")
+                applied = current.fetchone()[0] or 0
+                if applied > latest:
+                    raise RuntimeError(
+                        f"usage store {self.path} has schema version {applied}, newer than "
+                        f"this gateway knows ({latest}); upgrade the gateway"
+                    )
+                if applied < version:
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO usage_schema_version VALUES (?, ?, datetime('now'))",
+                        (version, description),
+                    )
+                    logger.info("usage store %s: applied migration %d", self.path, version)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _ping_sync(self) -> None:
+        self._connection().execute("SELECT MAX(version) FROM usage_schema_version").fetchone()
+
+    def _write_sync(self, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    def _fetch_sync(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return self._connection().execute(sql, params).fetchall()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # BEGIN itself may have failed (busy timeout): then there is nothing to roll back, and
+    # a second error would hide the first.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _where(
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    key_id: str | None,
+    team: str | None = None,
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if start is not None:
+        clauses.append("ts >= ?")
+        params.append(_ts_text(start))
+    if end is not None:
+        clauses.append("ts < ?")
+        params.append(_ts_text(end))
+    if key_id is not None:
+        clauses.append("key_id = ?")
+        params.append(key_id)
+    if team is not None:
+        clauses.append("team = ?")
+        params.append(team)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

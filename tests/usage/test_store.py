@@ -1,0 +1,360 @@
+"""The store contract, run against SQLite and (when reachable) PostgreSQL alike.
+
+Aggregates are checked against a plain-Python oracle over the same records, so each
+case states what it groups or filters and the oracle says what the answer must be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.usage.money import as_utc, quantize_cost
+from gateway.usage.postgres import PostgresUsageStore
+from gateway.usage.record import UsageRecord
+from gateway.usage.sqlite import SQLiteUsageStore
+from gateway.usage.store import GROUP_FIELDS, UsageStore, open_store
+from tests.usage.conftest import Backend
+from tests.usage.helpers import make_record
+
+DAY1 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _dataset() -> list[UsageRecord]:
+    """Records across keys, teams, users, models and three UTC days, some unpriced."""
+    rng = random.Random(7)
+    records = []
+    for i in range(90):
+        key = ("app1", "app2", "app3")[i % 3]
+        records.append(
+            make_record(
+                ts=DAY1 + timedelta(hours=rng.randrange(0, 72), seconds=rng.randrange(3600)),
+                key_id=key,
+                team={"app1": "search", "app2": "ads", "app3": None}[key],
+                user=("alice", "bob", None)[i % 3 if i % 2 else (i + 1) % 3],
+                end_user=(None, "customer-1", "customer-2")[i % 3] if i % 5 else None,
+                model=("claude-3-5-haiku", "nova-lite")[i % 2],
+                input_tokens=rng.randrange(1, 5000),
+                output_tokens=rng.randrange(0, 2000),
+                cache_read_tokens=rng.randrange(0, 300),
+                cache_write_tokens=rng.randrange(0, 100),
+                cost_usd=None
+                if i % 11 == 0
+                else quantize_cost(Decimal(rng.randrange(10**9)) / 10**13),
+            )
+        )
+    # Late evening in New York on Nov 1 is already Nov 2 in UTC: "day" is the UTC date.
+    records.append(
+        make_record(ts=datetime(2026, 11, 1, 21, 30, tzinfo=timezone(timedelta(hours=-5))))
+    )
+    # A group in which nobody had a price.
+    records.append(make_record(key_id="app4", team="lab", model="mystery", cost_usd=None))
+    return records
+
+
+def _oracle(
+    records: Sequence[UsageRecord],
+    group_by: Sequence[str],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    key_id: str | None = None,
+) -> list[dict[str, Any]]:
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in records:
+        ts = as_utc(record.ts)
+        if (start and ts < start) or (end and ts >= end) or (key_id and record.key_id != key_id):
+            continue
+        key = tuple(
+            ts.strftime("%Y-%m-%d") if name == "day" else getattr(record, name) for name in group_by
+        )
+        row = groups.setdefault(
+            key,
+            {
+                **dict(zip(group_by, key, strict=True)),
+                "requests": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "cost_usd": None,
+            },
+        )
+        row["requests"] += 1
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+            row[name] += getattr(record, name)
+        if record.cost_usd is not None:
+            row["cost_usd"] = (row["cost_usd"] or Decimal(0)) + record.cost_usd
+    return sorted(
+        groups.values(), key=lambda r: tuple((r[f] is None, r[f] or "") for f in group_by)
+    )
+
+
+GROUPINGS = [
+    (),
+    *[(name,) for name in GROUP_FIELDS],
+    ("team", "model"),
+    ("key_id", "day"),
+    ("day", "user", "end_user"),
+    ("model", "team", "key_id", "user", "end_user", "day"),
+]
+
+
+@pytest.mark.parametrize("group_by", GROUPINGS, ids=lambda g: ",".join(g) or "total")
+async def test_query_groups_like_the_oracle(store: UsageStore, group_by: tuple[str, ...]) -> None:
+    records = _dataset()
+    await store.write(records)
+    assert await store.query(group_by=group_by) == _oracle(records, group_by)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (DAY1 + timedelta(days=1), None),
+        (None, DAY1 + timedelta(days=1)),
+        (DAY1 + timedelta(hours=12), DAY1 + timedelta(hours=36)),
+        (DAY1 + timedelta(days=5), None),
+    ],
+)
+async def test_time_range_is_half_open(
+    store: UsageStore, start: datetime | None, end: datetime | None
+) -> None:
+    records = _dataset()
+    await store.write(records)
+    got = await store.query(group_by=["day", "key_id"], start=start, end=end)
+    assert got == _oracle(records, ["day", "key_id"], start=start, end=end)
+
+
+async def test_range_bounds_at_the_exact_instant(store: UsageStore) -> None:
+    at = datetime(2026, 11, 3, 8, 0, 0, 250000, tzinfo=UTC)
+    await store.write([make_record(ts=at)])
+    assert len(await store.query(group_by=[], start=at, end=at + timedelta(microseconds=1))) == 1
+    assert await store.query(group_by=[], start=at + timedelta(microseconds=1)) == []
+    assert await store.query(group_by=[], end=at) == []
+    # A naive bound is UTC; an aware one in another zone means the same instant.
+    assert len(await store.query(group_by=[], start=at.replace(tzinfo=None))) == 1
+    tokyo = at.astimezone(timezone(timedelta(hours=9)))
+    assert len(await store.query(group_by=[], start=tokyo)) == 1
+
+
+async def test_key_restriction_only_sees_that_key(store: UsageStore) -> None:
+    records = _dataset()
+    await store.write(records)
+    got = await store.query(group_by=["key_id", "model"], key_id="app2")
+    assert got == _oracle(records, ["key_id", "model"], key_id="app2")
+    assert {row["key_id"] for row in got} == {"app2"}
+    assert await store.query(group_by=["team"], key_id="nobody") == []
+
+
+async def test_rewriting_the_same_ids_counts_once(store: UsageStore) -> None:
+    records = [make_record(input_tokens=100) for _ in range(20)]
+    await store.write(records)
+    await store.write(records)  # a retried batch
+    await store.write([*records[5:15], make_record(input_tokens=1)])  # overlapping batch
+    # Same id, different numbers: the first write stands, nothing is double-counted.
+    await store.write([make_record(id=records[0].id, input_tokens=10**6)])
+    (row,) = await store.query(group_by=[])
+    assert row["requests"] == 21
+    assert row["input_tokens"] == 20 * 100 + 1
+
+
+async def test_costs_sum_exactly(store: UsageStore) -> None:
+    await store.write(
+        [make_record(cost_usd=Decimal("0.0000003"), key_id="tiny") for _ in range(10_000)]
+    )
+    await store.write(
+        [make_record(cost_usd=Decimal("0.0000000001"), key_id="tinier") for _ in range(777)]
+    )
+    rows = {row["key_id"]: row for row in await store.query(group_by=["key_id"])}
+    assert rows["tiny"]["cost_usd"] == Decimal("0.003")
+    assert rows["tinier"]["cost_usd"] == Decimal("0.0000000777")
+    assert isinstance(rows["tiny"]["cost_usd"], Decimal)
+
+
+async def test_unknown_costs_stay_unknown(store: UsageStore) -> None:
+    await store.write(
+        [
+            make_record(team="priced", cost_usd=Decimal("0.5")),
+            make_record(team="priced", cost_usd=None),
+            make_record(team="unpriced", cost_usd=None),
+        ]
+    )
+    rows = {row["team"]: row for row in await store.query(group_by=["team"])}
+    assert rows["priced"]["cost_usd"] == Decimal("0.5")
+    assert rows["priced"]["requests"] == 2
+    assert rows["unpriced"]["cost_usd"] is None
+
+
+async def test_fields_are_stored_as_given(store: UsageStore, backend: Backend) -> None:
+    record = make_record(
+        ts=datetime(2026, 11, 5, 23, 59, 59, 999999, tzinfo=UTC),
+        end_user="user@example.com",
+        stream=True,
+        status=502,
+        ttft_ms=None,
+        estimated=True,
+        error_type="ThrottlingException",
+        cost_usd=Decimal("1.2345678901"),
+    )
+    await store.write([record])
+    raw = await backend.raw_row(record.id)
+    assert raw["request_id"] == record.request_id
+    assert raw["end_user"] == "user@example.com"
+    assert bool(raw["stream"]) is True
+    assert bool(raw["estimated"]) is True
+    assert raw["status"] == 502
+    assert raw["ttft_ms"] is None
+    assert raw["error_type"] == "ThrottlingException"
+    if backend.kind == "sqlite":
+        assert raw["ts"] == "2026-11-05 23:59:59.999999"
+        assert raw["cost_e10"] == 12345678901
+    else:
+        assert raw["ts"] == record.ts
+        assert raw["cost_usd"] == Decimal("1.2345678901")
+
+
+async def test_spend(store: UsageStore) -> None:
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    await store.write(
+        [
+            make_record(key_id="a", team="t1", cost_usd=Decimal("1.25")),
+            make_record(key_id="a", team="t1", cost_usd=None),
+            make_record(key_id="b", team="t1", cost_usd=Decimal("0.0000000001")),
+            make_record(key_id="c", team="t2", cost_usd=Decimal("2")),
+            make_record(
+                key_id="a", team="t1", cost_usd=Decimal("100"), ts=since - timedelta(seconds=1)
+            ),
+        ]
+    )
+    assert await store.spend(key_id="a", since=since) == Decimal("1.25")
+    assert await store.spend(team="t1", since=since) == Decimal("1.2500000001")
+    assert await store.spend(key_id="b", team="t2", since=since) == Decimal(0)
+    assert await store.spend(since=since) == Decimal("3.2500000001")
+    assert await store.spend(key_id="a", since=since - timedelta(days=1)) == Decimal("101.25")
+    assert await store.spend(key_id="nobody", since=since) == Decimal(0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [["team; DROP TABLE usage_records"], ["ts"], ["cost_usd"], ["team", "team"], ['"user"']],
+)
+async def test_group_by_names_are_an_allow_list(store: UsageStore, bad: list[str]) -> None:
+    await store.write([make_record()])
+    with pytest.raises(ValueError):
+        await store.query(group_by=bad)
+    assert (await store.query(group_by=[]))[0]["requests"] == 1
+
+
+async def test_migrations_apply_once_and_reopening_keeps_the_data(backend: Backend) -> None:
+    first = await backend.open()
+    await first.write([make_record(id="kept")])
+    await first.close()
+    second = await backend.open()
+    (row,) = await second.query(group_by=["key_id"])
+    assert row["requests"] == 1
+    assert await backend.versions() == [1]
+
+
+async def test_gateways_starting_together_migrate_once(backend: Backend) -> None:
+    stores = [backend.new() for _ in range(4)]
+    backend.opened.extend(stores)
+    await asyncio.gather(*(s.open() for s in stores))
+    assert await backend.versions() == [1]
+    for s in stores:
+        await s.ping()
+
+
+async def test_concurrent_writers_lose_nothing(backend: Backend) -> None:
+    stores = [await backend.open() for _ in range(4)]
+    shared = [make_record(key_id="shared", input_tokens=3) for _ in range(50)]
+
+    async def writer(store: UsageStore, n: int) -> None:
+        for batch in range(10):
+            own = [make_record(key_id=f"w{n}", input_tokens=1) for _ in range(50)]
+            # Every writer also sends the shared records: as a fleet retrying would.
+            await store.write(own + shared[batch * 5 : batch * 5 + 5])
+
+    await asyncio.gather(*(writer(s, n) for n, s in enumerate(stores)))
+    rows = {row["key_id"]: row for row in await stores[0].query(group_by=["key_id"])}
+    assert {k: r["requests"] for k, r in rows.items()} == {
+        "shared": 50,
+        "w0": 500,
+        "w1": 500,
+        "w2": 500,
+        "w3": 500,
+    }
+    assert rows["shared"]["input_tokens"] == 150
+
+
+async def test_ping_and_closed_store(backend: Backend) -> None:
+    store = await backend.open()
+    await store.ping()
+    await store.close()
+    with pytest.raises(RuntimeError):
+        await store.ping()
+    with pytest.raises(RuntimeError):
+        await store.write([make_record()])
+    await store.close()  # twice is fine
+
+
+async def test_empty_write_is_a_no_op(store: UsageStore) -> None:
+    await store.write([])
+    assert await store.query(group_by=["team"]) == []
+
+
+# -- choosing a store from the usage.store setting -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dsn", "path"),
+    [
+        ("sqlite:///gateway-usage.db", Path("gateway-usage.db")),
+        ("sqlite:///data/usage.db", Path("data/usage.db")),
+        ("sqlite:////var/lib/gw/usage.db", Path("/var/lib/gw/usage.db")),
+        ("SQLite:///x.db", Path("x.db")),
+    ],
+)
+def test_open_store_sqlite_paths(dsn: str, path: Path) -> None:
+    store = open_store(dsn)
+    assert isinstance(store, SQLiteUsageStore)
+    assert store.path == path
+
+
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://u:p@db:5432/usage", "postgres://db/usage", "postgresql:///usage"]
+)
+def test_open_store_postgres(dsn: str) -> None:
+    store = open_store(dsn, schema="gateway")
+    assert isinstance(store, PostgresUsageStore)
+    assert store.schema == "gateway"
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "mysql://root:hunter2@db/usage",
+        "redis://localhost:6379/0",
+        "gateway-usage.db",
+        "sqlite://host/usage.db",
+        "sqlite:///",
+        "sqlite:///data/",
+    ],
+)
+def test_open_store_rejects_other_settings(dsn: str) -> None:
+    with pytest.raises(ValueError, match=r"usage\.store") as caught:
+        open_store(dsn)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_schema_names_are_checked() -> None:
+    with pytest.raises(ValueError):
+        open_store("sqlite:///x.db", schema="gateway")
+    with pytest.raises(ValueError):
+        PostgresUsageStore("postgresql://db/usage", schema='x"; DROP SCHEMA public; --')
