@@ -20,23 +20,32 @@ Conventions:
   `prompt_cache_retention`, ...) is typed loosely, so a value OpenAI adds next month does
   not turn into a 400 for a request the gateway would have served the same way.
 
-`validation_error_param` turns a `pydantic.ValidationError` into the `param` path and
-message of an OpenAI-shaped 400.
+Fields that are not OpenAI's, accepted because clients send them:
+
+* `cache_control` (`{"type": "ephemeral"}`) on text, image and file parts and on tool
+  definitions: Anthropic's prompt-caching marker, which Anthropic-compatible clients put
+  on OpenAI-shaped requests too. The translator turns it into a Converse `cachePoint`.
+* `reasoning_content`, `reasoning_signature` and `reasoning_redacted` on assistant
+  messages: the reasoning fields our responses carry (see `gateway.translate.response`),
+  sent back so that a conversation with extended thinking can continue.
+
+`validation_error_param` (defined in `gateway.schemas.errors`, re-exported here) turns a
+`pydantic.ValidationError` into the `param` path and message of an OpenAI-shaped 400.
 """
 
 from __future__ import annotations
 
-import types
-import typing
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.schemas.errors import validation_error_param
 
 __all__ = [
     "AllowedToolsChoice",
     "AssistantContentPart",
     "AssistantMessage",
+    "CacheControl",
     "ChatCompletionRequest",
     "CustomTool",
     "CustomToolCall",
@@ -49,6 +58,9 @@ __all__ = [
     "FunctionToolCall",
     "ImagePart",
     "InputAudioPart",
+    "JSONObjectFormat",
+    "JSONSchema",
+    "JSONSchemaFormat",
     "Message",
     "NamedCustomToolChoice",
     "NamedToolChoice",
@@ -73,9 +85,17 @@ class _Nested(BaseModel):
 # -- content parts -------------------------------------------------------------------------
 
 
+class CacheControl(_Nested):
+    """Anthropic's cache breakpoint: everything up to the marked item may be cached."""
+
+    type: Literal["ephemeral"]
+    ttl: str | None = None  # "5m" or "1h"; the translator decides what Bedrock can honour
+
+
 class TextPart(_Nested):
     type: Literal["text"]
     text: str
+    cache_control: CacheControl | None = None
 
 
 class ImageURL(_Nested):
@@ -86,6 +106,7 @@ class ImageURL(_Nested):
 class ImagePart(_Nested):
     type: Literal["image_url"]
     image_url: ImageURL
+    cache_control: CacheControl | None = None
 
 
 class InputAudio(_Nested):
@@ -107,6 +128,7 @@ class FileData(_Nested):
 class FilePart(_Nested):
     type: Literal["file"]
     file: FileData
+    cache_control: CacheControl | None = None
 
 
 class RefusalPart(_Nested):
@@ -117,7 +139,11 @@ class RefusalPart(_Nested):
 UserContentPart = Annotated[
     TextPart | ImagePart | InputAudioPart | FilePart, Field(discriminator="type")
 ]
-AssistantContentPart = Annotated[TextPart | RefusalPart, Field(discriminator="type")]
+# Images and files are parsed in assistant messages only so that the translator can refuse
+# them with a message that says why, rather than pydantic's "tag does not match".
+AssistantContentPart = Annotated[
+    TextPart | RefusalPart | ImagePart | FilePart, Field(discriminator="type")
+]
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -173,6 +199,9 @@ class AssistantMessage(_Nested):
     tool_calls: list[ToolCall] | None = None
     function_call: FunctionCall | None = None  # legacy; the translator rejects it
     name: str | None = None
+    reasoning_content: str | None = None
+    reasoning_signature: str | None = None
+    reasoning_redacted: list[str] | None = None  # standard base64, one entry per block
 
 
 class ToolMessage(_Nested):
@@ -213,6 +242,7 @@ class FunctionDefinition(_Nested):
 class FunctionTool(_Nested):
     type: Literal["function"]
     function: FunctionDefinition
+    cache_control: CacheControl | None = None
 
 
 class CustomToolDefinition(_Nested):
@@ -392,107 +422,3 @@ class EmbeddingRequest(BaseModel):
     dimensions: int | None = Field(default=None, ge=1)
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
-
-
-# -- validation errors ---------------------------------------------------------------------
-
-
-def validation_error_param(exc: pydantic.ValidationError) -> tuple[str | None, str]:
-    """The OpenAI `param` path and a short message for the most telling error in `exc`.
-
-    Pydantic's `loc` names union members as well as fields: a bad user message content is
-    `("messages", 0, "user", "content", "str")`, where `"user"` is the role tag and
-    `"str"` the member tried. Clients know only the JSON path, `messages[0].content`, so
-    the location is walked along the model's own annotations and member labels are left
-    out. When a union fails, every member reports an error; the deepest one that is not a
-    plain type mismatch is the member the client meant (a list of parts with a bad part,
-    not "Input should be a valid string"). `param` is None when the body itself is wrong
-    (not JSON, or not an object).
-    """
-    root: Any = (
-        EmbeddingRequest if exc.title == EmbeddingRequest.__name__ else ChatCompletionRequest
-    )
-    best: tuple[int, int] = (-1, -1)
-    param: str | None = None
-    message = ""
-    for error in exc.errors(include_url=False):
-        path = _json_path(root, error["loc"])
-        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            # The failing key is the discriminator, which pydantic leaves out of `loc`.
-            key = str(error.get("ctx", {}).get("discriminator", "")).strip("'\"")
-            path = f"{path}.{key}" if path else key
-        # A type mismatch only says "not this union member": any other error outranks it.
-        mismatch = error["type"].endswith("_type") or error["type"] == "literal_error"
-        rank = (len(path or ""), 0 if mismatch else 1)
-        if rank > best:
-            best, param, message = rank, path, error["msg"]
-    if param is None:
-        return None, message
-    return param, f"Invalid value for '{param}': {message}"
-
-
-def _json_path(root: Any, loc: tuple[int | str, ...]) -> str | None:
-    path = ""
-    current: Any = root
-    for item in loc:
-        current = _unwrap(current)
-        members = _union_members(current)
-        if members is not None and isinstance(item, str):
-            current = _member_for_label(members, item)
-            continue
-        path += f"[{item}]" if isinstance(item, int) else f".{item}" if path else item
-        current = _child_type(current, item)
-    return path or None
-
-
-def _unwrap(annotation: Any) -> Any:
-    # Strip `Annotated[...]` and the `None` of an optional: pydantic puts neither in `loc`.
-    while typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    members = _union_members(annotation)
-    if members is not None and len(members) == 1:
-        return _unwrap(members[0])
-    return annotation
-
-
-def _union_members(annotation: Any) -> list[Any] | None:
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        return [a for a in typing.get_args(annotation) if a is not type(None)]
-    return None
-
-
-def _member_for_label(members: list[Any], label: str) -> Any:
-    # A discriminated union labels a member by its tag; a plain union by the member's type
-    # name (`str`, `list[...]`, a model's class name, `tagged-union[...]` for a nested one).
-    for member in map(_unwrap, members):
-        nested = _union_members(member)
-        if nested is not None:
-            if label.startswith("tagged-union["):
-                return member
-            found = _member_for_label(nested, label)
-            if found is not None:
-                return found
-        elif isinstance(member, type) and issubclass(member, BaseModel):
-            if member.__name__ == label or any(
-                typing.get_origin(f.annotation) is Literal
-                and label in typing.get_args(f.annotation)
-                for f in member.model_fields.values()
-            ):
-                return member
-        elif (isinstance(member, type) and member.__name__ == label) or (
-            typing.get_origin(member) is list and label.startswith("list[")
-        ):
-            return member
-    return None
-
-
-def _child_type(annotation: Any, item: int | str) -> Any:
-    # The annotation one step down `loc`: a list item, a model field, or a dict value.
-    origin = typing.get_origin(annotation)
-    if isinstance(item, int):
-        return typing.get_args(annotation)[0] if origin is list else None
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        fields = annotation.model_fields
-        field = fields.get(item) or next((f for f in fields.values() if f.alias == item), None)
-        return None if field is None else field.annotation
-    return typing.get_args(annotation)[1] if origin is dict else None

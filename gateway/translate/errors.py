@@ -89,6 +89,9 @@ BEDROCK_ERRORS: dict[str, ErrorMapping] = {
         504, "server_error", "upstream_connect_timeout", retryable=True, message=_UNREACHABLE
     ),
     "ReadTimeout": ErrorMapping(504, "server_error", "upstream_read_timeout", message=_TIMEOUT),
+    # Our own: the model sent no first token within its `ttft_timeout_s` (fallbacks are
+    # tried first; this is what the client sees when none answered in time either).
+    "FirstTokenTimeout": ErrorMapping(504, "server_error", "first_token_timeout", message=_TIMEOUT),
 }
 
 # Anything else Bedrock may invent: a failure we cannot judge, reported as upstream with its

@@ -8,12 +8,18 @@ The rules, in order of application:
 * System placement: every `system` and `developer` message, wherever it appears, is
   collected into Converse `system`, one text block per text, in order. Bedrock has no
   system turn inside the conversation; LiteLLM and bedrock-access-gateway do the same.
-* Text: blank or whitespace-only text blocks are never sent (Bedrock rejects them).
-  A user message left with no content is a 400 naming `messages[i].content`; an
-  assistant message with neither text nor tool calls is dropped, since clients send
-  such placeholders and they carry nothing. `name` fields are accepted and ignored:
-  Converse has no speaker names, and writing them into the text would change the prompt.
-  An assistant `refusal` is kept as text when the message has no other text.
+* Content: each part becomes a block as `gateway.translate.request_content` says (text,
+  images, documents, cache points). Blank or whitespace-only text blocks are never sent
+  (Bedrock rejects them). A user message left with no content is a 400 naming
+  `messages[i].content`; an assistant message with neither text nor tool calls is
+  dropped, since clients send such placeholders and they carry nothing. `name` fields
+  are accepted and ignored: Converse has no speaker names, and writing them into the
+  text would change the prompt.
+* Reasoning: when the request turns thinking on, an assistant message's echoed reasoning
+  fields become `reasoningContent` blocks placed first among its blocks, ahead of its
+  text and tool calls, as Anthropic requires of a tool-use turn under thinking
+  (`gateway.translate.request_reasoning`). They are not added to a message that has
+  nothing else to send.
 * Merging: consecutive turns of one role become one turn. In a user turn that follows
   tool calls, the `toolResult` blocks come first, as Bedrock requires.
 * Tool calls: an assistant's `tool_calls` become `toolUse` blocks after its text, with
@@ -35,10 +41,8 @@ The rules, in order of application:
   the client did not offer.
 * After all that, the conversation must start with a user turn (400 naming `messages`).
 
-Content parts are converted by one function per part type (`_user_block`). Images,
-documents and audio are refused with a 400 naming `messages[i].content[j]` until their
-converters exist; a content part is never dropped, even with `drop_unsupported_params`,
-because an answer about an image the model never saw would be silently wrong.
+A tool message's `cache_control` puts a cache point after its result; the sort that
+keeps results first in a turn moves it behind the turn's last result.
 """
 
 from __future__ import annotations
@@ -59,19 +63,16 @@ from gateway.schemas.openai import (
     AssistantMessage,
     CustomToolCall,
     DeveloperMessage,
-    FilePart,
     FunctionMessage,
     FunctionToolCall,
-    ImagePart,
-    InputAudioPart,
-    RefusalPart,
     SystemMessage,
-    TextPart,
     ToolMessage,
-    UserContentPart,
     UserMessage,
 )
 from gateway.schemas.openai import Message as OpenAIMessage
+from gateway.translate.request_cache import append_cache_point, without_repeated_cache_points
+from gateway.translate.request_content import ContentParts
+from gateway.translate.request_reasoning import reasoning_blocks
 from gateway.translate.tools import ToolNames, bedrock_identifier
 
 __all__ = ["EMPTY_RESULT_TEXT", "NO_RESULT_TEXT", "Conversation", "convert_messages"]
@@ -88,17 +89,26 @@ class Conversation:
 
 
 def convert_messages(
-    messages: Sequence[OpenAIMessage], names: ToolNames, *, tools_offered: bool
+    messages: Sequence[OpenAIMessage],
+    names: ToolNames,
+    *,
+    tools_offered: bool,
+    parts: ContentParts,
+    keep_reasoning: bool = False,
 ) -> Conversation:
-    """Converse `system` and `messages` for OpenAI `messages`; see the module docstring."""
+    """Converse `system` and `messages` for OpenAI `messages`; see the module docstring.
+
+    `parts` converts content parts with the request's images and limits;
+    `keep_reasoning` says whether echoed reasoning is sent (thinking is on).
+    """
     system: list[SystemContentBlock] = []
     turns = _Turns()
     for i, message in enumerate(messages):
         match message:
             case SystemMessage() | DeveloperMessage():
-                system.extend({"text": text} for text in _texts(message.content))
+                system.extend(parts.system(message.content, i))
             case UserMessage():
-                blocks = _user_blocks(message, i)
+                blocks = parts.user(message.content, i)
                 if not blocks:
                     raise InvalidRequestError(
                         "A user message must not be empty; Bedrock rejects blank content.",
@@ -106,11 +116,15 @@ def convert_messages(
                     )
                 turns.add_user(blocks)
             case AssistantMessage():
-                blocks = _assistant_blocks(message, i, names, tools_offered=tools_offered)
+                blocks = _assistant_blocks(
+                    message, i, names, parts=parts, tools_offered=tools_offered
+                )
+                if blocks and keep_reasoning:
+                    blocks[:0] = reasoning_blocks(message, i)
                 if blocks:
                     turns.add_assistant(blocks)
             case ToolMessage():
-                _add_tool_result(turns, message, tools_offered=tools_offered)
+                _add_tool_result(turns, message, i, parts=parts, tools_offered=tools_offered)
             case FunctionMessage():
                 raise UnsupportedParameterError(
                     "The legacy 'function' role is not supported; send the result as a "
@@ -146,6 +160,9 @@ class _Turns:
 
     def add_user(self, blocks: list[ContentBlock]) -> None:
         self._user_content().extend(blocks)
+
+    def add_cache_point(self) -> None:
+        append_cache_point(self._user_content())
 
     def add_tool_result(self, tool_call_id: str, texts: list[str]) -> None:
         tool_use_id = bedrock_identifier(tool_call_id)
@@ -193,6 +210,8 @@ class _Turns:
         )
         # Results first: Bedrock reads the blocks before the first non-result as answers.
         content.sort(key=lambda block: "toolResult" not in block)
+        # The move can bring a result's cache point next to one that followed user text.
+        content[:] = without_repeated_cache_points(content)
         self._expected = {}
         self._answered = set()
 
@@ -202,89 +221,39 @@ class _Turns:
         return self._turns[-1]["content"]
 
 
-def _add_tool_result(turns: _Turns, message: ToolMessage, *, tools_offered: bool) -> None:
-    texts = _texts(message.content)
+def _add_tool_result(
+    turns: _Turns, message: ToolMessage, index: int, *, parts: ContentParts, tools_offered: bool
+) -> None:
+    texts, cached = parts.tool_result(message.content, index)
     if tools_offered:
         turns.add_tool_result(message.tool_call_id, texts)
     else:
         turns.add_user([{"text": _result_as_text(message.tool_call_id, texts)}])
+    if cached:
+        turns.add_cache_point()
 
 
 def _result_as_text(tool_call_id: str, texts: list[str]) -> str:
     return f"[tool result for call {tool_call_id}]\n" + ("\n".join(texts) or EMPTY_RESULT_TEXT)
 
 
-def _texts(content: str | Sequence[TextPart | RefusalPart] | None) -> list[str]:
-    """The non-blank texts of a message's content, in order."""
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [content] if content.strip() else []
-    texts = (part.text if isinstance(part, TextPart) else part.refusal for part in content)
-    return [text for text in texts if text.strip()]
-
-
-# -- user content: one converter per part type ---------------------------------------------
-
-
-def _user_blocks(message: UserMessage, index: int) -> list[ContentBlock]:
-    if isinstance(message.content, str):
-        return [{"text": message.content}] if message.content.strip() else []
-    blocks: list[ContentBlock] = []
-    for j, part in enumerate(message.content):
-        block = _user_block(part, f"messages[{index}].content[{j}]")
-        if block is not None:
-            blocks.append(block)
-    return blocks
-
-
-def _user_block(part: UserContentPart, param: str) -> ContentBlock | None:
-    match part:
-        case TextPart():
-            return {"text": part.text} if part.text.strip() else None
-        case ImagePart():
-            return _image_block(part, param)
-        case InputAudioPart():
-            return _audio_block(part, param)
-        case FilePart():
-            return _file_block(part, param)
-        case _:
-            assert_never(part)
-
-
-def _image_block(part: ImagePart, param: str) -> ContentBlock:
-    raise UnsupportedParameterError(
-        "Image content parts are not supported by this gateway yet.", param=param
-    )
-
-
-def _audio_block(part: InputAudioPart, param: str) -> ContentBlock:
-    raise UnsupportedParameterError(
-        "Audio input is not supported: the Converse API takes no audio content.", param=param
-    )
-
-
-def _file_block(part: FilePart, param: str) -> ContentBlock:
-    raise UnsupportedParameterError(
-        "File content parts are not supported by this gateway yet.", param=param
-    )
-
-
 # -- assistant content ---------------------------------------------------------------------
 
 
 def _assistant_blocks(
-    message: AssistantMessage, index: int, names: ToolNames, *, tools_offered: bool
+    message: AssistantMessage,
+    index: int,
+    names: ToolNames,
+    *,
+    parts: ContentParts,
+    tools_offered: bool,
 ) -> list[ContentBlock]:
     if message.function_call is not None:
         raise UnsupportedParameterError(
             "The legacy 'function_call' field is not supported; send 'tool_calls'.",
             param=f"messages[{index}].function_call",
         )
-    texts = _texts(message.content)
-    if not texts and message.refusal and message.refusal.strip():
-        texts = [message.refusal]
-    blocks: list[ContentBlock] = [{"text": text} for text in texts]
+    blocks = parts.assistant(message.content, message.refusal, index)
     for j, call in enumerate(message.tool_calls or ()):
         param = f"messages[{index}].tool_calls[{j}]"
         match call:

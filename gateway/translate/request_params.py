@@ -12,11 +12,13 @@ checks it, so a new field cannot slip through undecided):
   tiers, caches, abuse monitoring) or the handler (`stream`, `stream_options`), except
   `parallel_tool_calls`, which has no safe mapping (see `gateway.translate.tools`).
 * `INFERENCE_PARAMS` and the named cases in `inference_config`: `inferenceConfig`.
-* `TRANSLATED_PARAMS`: handled by their own code (messages, tools, metadata).
+* `TRANSLATED_PARAMS`: handled by their own code (messages, tools, metadata,
+  `response_format` in `gateway.translate.request_structured`, `reasoning_effort` in
+  `gateway.translate.request_reasoning`).
 
-Unknown top-level fields (the SDK's `extra_body`) go through `EXTRA_BODY_PARAMS`; any
-other one is treated like an unsupported parameter. A field sent as JSON `null` counts as
-not sent.
+Unknown top-level fields (the SDK's `extra_body`) go through `EXTRA_BODY_PARAMS`, or are
+read by other modules (`EXTRA_BODY_HANDLED`: `thinking`); any other one is treated like
+an unsupported parameter. A field sent as JSON `null` counts as not sent.
 
 `stop`: a string or any number of strings (OpenAI caps it at 4, Bedrock at 2500). Empty
 strings ask for nothing and are skipped. Anthropic models refuse sequences made only of
@@ -42,6 +44,7 @@ from gateway.schemas.converse import InferenceConfiguration
 from gateway.schemas.openai import ChatCompletionRequest
 
 __all__ = [
+    "EXTRA_BODY_HANDLED",
     "EXTRA_BODY_PARAMS",
     "IGNORED_PARAMS",
     "INFERENCE_PARAMS",
@@ -81,11 +84,6 @@ UNSUPPORTED_PARAMS: Final[Mapping[str, Unsupported]] = {
     "web_search_options": Unsupported("it has no built-in web search"),
     "moderation": Unsupported("OpenAI's moderation models do not run on Bedrock"),
     "verbosity": Unsupported("it has no verbosity control", lambda v: v == "medium"),
-    "reasoning_effort": Unsupported("reasoning controls are not mapped by this gateway yet"),
-    "response_format": Unsupported(
-        "JSON output modes are not mapped by this gateway yet",
-        lambda v: v.type == "text",
-    ),
     "functions": Unsupported("legacy 'functions' are not mapped; use 'tools'", lambda v: not v),
     "function_call": Unsupported(
         "legacy 'function_call' is not mapped; use 'tool_choice'",
@@ -125,6 +123,8 @@ TRANSLATED_PARAMS: Final = frozenset(
         "metadata",
         "tools",
         "tool_choice",
+        "response_format",  # gateway.translate.request_structured
+        "reasoning_effort",  # gateway.translate.request_reasoning
     }
 )
 
@@ -242,15 +242,27 @@ EXTRA_BODY_PARAMS: Final[Mapping[str, Callable[[Any, str], dict[str, Any]]]] = {
 }
 
 
+# extra_body fields that other modules read and turn into request fields of their own.
+EXTRA_BODY_HANDLED: Final = frozenset({"thinking"})  # gateway.translate.request_reasoning
+
+
 def additional_model_request_fields(
-    extra: Mapping[str, Any], *, model_id: str, drop: bool, dropped: list[str]
+    extra: Mapping[str, Any],
+    *,
+    model_id: str,
+    drop: bool,
+    dropped: list[str],
+    base: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`additionalModelRequestFields` from the request's unknown top-level fields.
 
-    Fields outside `EXTRA_BODY_PARAMS` are refused by name, or appended to `dropped`.
+    `base` holds the fields the translator sets itself (thinking); the extra fields are
+    merged over it, so the raw `additional_model_request_fields` still has the last word.
+    Fields outside `EXTRA_BODY_PARAMS` and `EXTRA_BODY_HANDLED` are refused by name, or
+    appended to `dropped`.
     """
     for name, value in extra.items():
-        if name in EXTRA_BODY_PARAMS or value is None:
+        if name in EXTRA_BODY_PARAMS or name in EXTRA_BODY_HANDLED or value is None:
             continue
         if not drop:
             raise UnsupportedParameterError(
@@ -259,7 +271,7 @@ def additional_model_request_fields(
                 param=name,
             )
         dropped.append(name)
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = dict(base or {})
     for name, convert in EXTRA_BODY_PARAMS.items():
         value = extra.get(name)
         if value is not None:

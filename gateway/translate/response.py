@@ -20,6 +20,16 @@ read, and only when the model produced them:
 The stream translator emits the same three names as deltas, shaped so that the accumulation
 rule of the OpenAI SDKs (strings concatenate, lists of strings extend) rebuilds exactly this
 message.
+
+Structured output. When the request's `response_format` was sent as a tool
+(`gateway.translate.request_structured`), the caller passes that tool's Bedrock name as
+`structured_output_tool`. A call to it is the answer: its input becomes the message
+`content`, compact JSON and nothing else (any text the model wrote around the call is left
+out, so that `json.loads` and the SDK's `parse()` read exactly the object), it is not
+listed in `tool_calls`, and `finish_reason` is "stop" unless the model also called one of
+the client's tools ("tool_calls", the content kept alongside) or ran out of tokens
+("length"). Should the model call the tool twice, the first call is the answer. Without a
+call to it (a model that was only asked, not forced, to use it), the text is the content.
 """
 
 from __future__ import annotations
@@ -93,6 +103,16 @@ def encode_redacted(data: bytes | str) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _finish_reason(
+    stop_reason: str | None, tool_calls: list[dict[str, Any]], structured: str | None
+) -> str:
+    reason = finish_reason(stop_reason)
+    if reason == "tool_calls" and structured is not None and not tool_calls:
+        # The only call was the answer itself: for the client the message is complete.
+        return "stop"
+    return reason
+
+
 def converse_to_openai_response(
     resp: Mapping[str, Any],
     *,
@@ -100,11 +120,13 @@ def converse_to_openai_response(
     model: str,
     created: int,
     tool_names: Mapping[str, str] | None = None,
+    structured_output_tool: str | None = None,
 ) -> dict[str, Any]:
     """The `chat.completion` object for one Converse response.
 
     `model` is the name the client asked for, `tool_names` maps the names sent to Bedrock
-    back to the client's own (the request translator may have had to rename them).
+    back to the client's own (the request translator may have had to rename them), and
+    `structured_output_tool` names the tool whose call is the JSON answer (see above).
     """
     # Bedrock can answer HTTP 200 without an output message (envoyproxy/ai-gateway guards
     # the same case); that is an empty answer, not a reason to fail with a 500.
@@ -117,12 +139,16 @@ def converse_to_openai_response(
     signature: str | None = None
     redacted: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    structured: str | None = None
     names = tool_names or {}
 
     for block in blocks:
         match block:
             case {"text": str(text)}:
                 texts.append(text)
+            case {"toolUse": {"name": str(name)} as tool_use} if name == structured_output_tool:
+                if structured is None:
+                    structured = tool_arguments(tool_use.get("input"))
             case {"toolUse": {"toolUseId": str(call_id), "name": str(name)} as tool_use}:
                 tool_calls.append(
                     {
@@ -148,8 +174,10 @@ def converse_to_openai_response(
                 # assistant message.
                 pass
 
-    if texts:
-        content: str | None = "".join(texts)
+    if structured is not None:
+        content: str | None = structured
+    elif texts:
+        content = "".join(texts)
     elif tool_calls:
         content = None
     else:
@@ -180,7 +208,7 @@ def converse_to_openai_response(
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": finish_reason(resp.get("stopReason")),
+                "finish_reason": _finish_reason(resp.get("stopReason"), tool_calls, structured),
             }
         ],
         "usage": openai_usage(resp.get("usage")),

@@ -23,6 +23,14 @@ What the real stream does, and what OpenAI clients expect instead:
 * `metadata` (usage) follows `messageStop` on the real service, but a stream where it comes
   first, or where `messageStop` never comes, must still end well: the usage chunk waits for
   the finish chunk, and `flush()` supplies a missing finish.
+* Structured output follows the rules in `gateway.translate.response`: the argument
+  fragments of the `structured_output_tool` call are sent as `content` deltas (no
+  `tool_calls` delta for it), "{}" if it had no input, and `finish_reason` is "stop"
+  when it was the only call. Its content must be the JSON alone, but text may stream
+  before the call when the model was asked rather than forced to make it, so with a
+  structured-output tool, text is held back: dropped once the call starts, sent just
+  before the finish chunk if it never does. Forced calls produce no text, so nothing
+  is delayed in the usual case.
 """
 
 from __future__ import annotations
@@ -47,6 +55,15 @@ class _ToolCall:
     open: bool = True
 
 
+@dataclass(slots=True)
+class _Answer:
+    """The structured-output call whose input streams out as content."""
+
+    block: int
+    has_arguments: bool = False
+    open: bool = True
+
+
 class StreamTranslator:
     """Turns one ConverseStream into OpenAI chunks; the caller reads usage and timing state.
 
@@ -63,6 +80,7 @@ class StreamTranslator:
         created: int,
         include_usage: bool,
         tool_names: Mapping[str, str] | None = None,
+        structured_output_tool: str | None = None,
     ) -> None:
         self._id = completion_id
         self._model = model
@@ -70,6 +88,9 @@ class StreamTranslator:
         self._include_usage = include_usage
         self._tool_names: Mapping[str, str] = tool_names or {}
         self._tools: dict[int, _ToolCall] = {}
+        self._structured_tool = structured_output_tool
+        self._structured: _Answer | None = None
+        self._held_text: list[str] = []
         self._role_sent = False
         self._signature_sent = False
         self._finished = False
@@ -166,6 +187,12 @@ class StreamTranslator:
 
     def _block_start(self, block: int, start: Mapping[str, Any]) -> list[Chunk]:
         match start:
+            case {"toolUse": {"name": str(name)}} if name == self._structured_tool:
+                if self._structured is None:
+                    # The answer begins; text written before it is not part of the JSON.
+                    self._structured = _Answer(block)
+                    self._held_text.clear()
+                return self._start()
             case {"toolUse": {"toolUseId": str(call_id), "name": str(name)}}:
                 if block in self._tools:
                     return []
@@ -183,8 +210,18 @@ class StreamTranslator:
 
     def _block_delta(self, block: Any, delta: Mapping[str, Any]) -> list[Chunk]:
         match delta:
+            case {"text": str(text)} if self._structured_tool is not None:
+                if self._structured is None:
+                    self._held_text.append(text)
+                self._output_chars += len(text)
+                return []
             case {"text": str(text)}:
                 return self._content("content", text)
+            case {"toolUse": {"input": str(fragment)}} if (
+                self._structured is not None and block == self._structured.block
+            ):
+                self._structured.has_arguments = self._structured.has_arguments or bool(fragment)
+                return self._content("content", fragment)
             case {"toolUse": {"input": str(fragment)}}:
                 tool = self._tools.get(block) if isinstance(block, int) else None
                 if tool is None or not fragment:
@@ -218,10 +255,20 @@ class StreamTranslator:
         return self._chunk({"tool_calls": [call]})
 
     def _block_stop(self, block: int) -> list[Chunk]:
+        if self._structured is not None and block == self._structured.block:
+            return self._close_structured()
         tool = self._tools.get(block)
         if tool is None:
             return []
         return self._close_tool(tool)
+
+    def _close_structured(self) -> list[Chunk]:
+        answer = self._structured
+        if answer is None or not answer.open:
+            return []
+        answer.open = False
+        # An answer without input is the empty object, so the content always parses.
+        return [] if answer.has_arguments else [self._chunk({"content": "{}"})]
 
     def _close_tool(self, tool: _ToolCall) -> list[Chunk]:
         if not tool.open:
@@ -240,8 +287,15 @@ class StreamTranslator:
 
     def _finish(self, reason: str) -> list[Chunk]:
         chunks = self._start()
+        if self._held_text and "".join(self._held_text):
+            # The model answered in text, not through the structured-output tool.
+            chunks.append(self._chunk({"content": "".join(self._held_text)}))
+        self._held_text.clear()
+        chunks.extend(self._close_structured())
         for tool in self._tools.values():
             chunks.extend(self._close_tool(tool))
+        if reason == "tool_calls" and self._structured is not None and not self._tools:
+            reason = "stop"  # the only call was the answer itself
         self._finished = True
         self._finish_reason = reason
         chunks.append(self._chunk({}, reason))

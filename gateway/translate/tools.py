@@ -43,7 +43,13 @@ Tool definitions: `parameters` becomes `inputSchema.json`; a missing schema beco
 empty object schema, and a schema without a top-level `type` gets `"object"` (Bedrock
 requires an object schema). `strict` is accepted and not enforced: Bedrock has no strict
 mode, the schema is still sent and models follow it closely. Custom (free-form grammar)
-tools are refused with a 400 naming them.
+tools are refused with a 400 naming them. `cache_control` on a tool (as Anthropic-style
+clients send it) puts a `cachePoint` right after that tool in the list, so the
+definitions up to it can be cached (`gateway.translate.request_cache` has the rules).
+
+Tools of the gateway's own (the `response_format` tool of
+`gateway.translate.request_structured`) get their names from `ToolNames.fresh`, so they
+never clash with a name the client uses.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ from gateway.schemas.openai import (
 )
 from gateway.schemas.openai import Tool as OpenAITool
 from gateway.schemas.openai import ToolChoice as OpenAIToolChoice
+from gateway.translate.request_cache import CacheMarks
 
 __all__ = [
     "TOOL_CHOICE_MODES",
@@ -134,6 +141,20 @@ class ToolNames:
         self._bedrock[name] = result
         return result
 
+    def fresh(self, name: str) -> str:
+        """A Bedrock name derived from `name` for a tool of the gateway's own.
+
+        It differs from every name the client used and every stand-in handed out, and it
+        is not restorable: responses must never show it as a client's tool.
+        """
+        attempt = 0
+        result = bedrock_identifier(name)
+        while result in self._taken:
+            attempt += 1
+            result = bedrock_identifier(name, attempt=attempt)
+        self._taken.add(result)
+        return result
+
     def restored(self) -> dict[str, str]:
         """Bedrock name -> the client's name, for the names that had to change."""
         return {bedrock: name for name, bedrock in self._bedrock.items() if bedrock != name}
@@ -181,14 +202,18 @@ def tool_config(
     names: ToolNames,
     *,
     history_has_tool_blocks: bool,
+    cache: CacheMarks,
 ) -> ToolConfiguration | None:
     """The Converse `toolConfig` for the request's tools, or None when none is to be sent."""
     choice = _tool_choice(tool_choice, tools, names)
     if not tools or (tool_choice == "none" and not history_has_tool_blocks):
         return None
-    config: ToolConfiguration = {
-        "tools": [_tool(tool, i, names) for i, tool in enumerate(tools)],
-    }
+    definitions: list[Tool] = []
+    for i, tool in enumerate(tools):
+        definitions.append(_tool(tool, i, names))
+        if cache.requested(tool.cache_control, f"tools[{i}]"):
+            definitions.append({"cachePoint": {"type": "default"}})
+    config: ToolConfiguration = {"tools": definitions}
     if choice is not None:
         config["toolChoice"] = choice
     return config

@@ -33,6 +33,18 @@ def _assistant(*calls: Any) -> dict[str, Any]:
     return {"role": "assistant", "content": None, "tool_calls": list(calls)}
 
 
+def _with_part(part: dict[str, Any], role: str = "user") -> dict[str, Any]:
+    message = {"role": role, "content": [{"type": "text", "text": "Look:"}, part]}
+    return {"model": "m", "messages": [USER, message] if role == "assistant" else [message]}
+
+
+def _image(url: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+PNG_URL = "data:image/png;base64,iVBORw0KGgo="
+
+
 SHAPE_ERRORS = [
     (
         "content_not_text",
@@ -94,6 +106,27 @@ SHAPE_ERRORS = [
         "tools[0].function.name",
     ),
     ("response_format_unknown", _body(response_format={"type": "xml"}), "response_format.type"),
+    (
+        "cache_control_unknown_type",
+        {
+            "model": "m",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "a", "cache_control": {"type": "forever"}}
+                    ],
+                }
+            ],
+        },
+        "messages[0].content[0].cache_control.type",
+    ),
+    (
+        "reasoning_redacted_not_text",
+        {"model": "m", "messages": [USER, {"role": "assistant", "reasoning_redacted": [1]}]},
+        "messages[1].reasoning_redacted[0]",
+    ),
+    ("reasoning_effort_unknown", _body(reasoning_effort="extreme"), "reasoning_effort"),
 ]
 
 
@@ -177,24 +210,68 @@ TRANSLATION_ERRORS: list[tuple[str, dict[str, Any], type[GatewayError], str]] = 
         "messages[1].function_call",
     ),
     (
-        "image_part",
-        {
-            "model": "m",
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "What is it?"},
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="},
-                        },
-                    ],
-                }
-            ],
-        },
-        UnsupportedParameterError,
+        "image_malformed",
+        _with_part(_image("data:image/png;base64,iVBORw0K!!!")),
+        InvalidRequestError,
+        "messages[0].content[1].image_url",
+    ),
+    (
+        "image_wrong_mime",
+        _with_part(_image("data:image/tiff;base64,SUkqAA==")),
+        InvalidRequestError,
+        "messages[0].content[1].image_url",
+    ),
+    (
+        "image_in_assistant_turn",
+        _with_part(_image(PNG_URL), role="assistant"),
+        InvalidRequestError,
+        "messages[1].content[1]",
+    ),
+    (
+        "document_unsupported_type",
+        _with_part(
+            {
+                "type": "file",
+                "file": {"file_data": "data:application/rtf;base64,e1xydGYx", "filename": "a.rtf"},
+            }
+        ),
+        InvalidRequestError,
         "messages[0].content[1]",
+    ),
+    (
+        "document_file_id",
+        _with_part({"type": "file", "file": {"file_id": "file-abc123"}}),
+        UnsupportedParameterError,
+        "messages[0].content[1].file.file_id",
+    ),
+    (
+        "reasoning_on_unsupported_model",
+        _body(reasoning_effort="low"),
+        UnsupportedParameterError,
+        "reasoning_effort",
+    ),
+    (
+        "thinking_on_unsupported_model",
+        _body(thinking={"type": "enabled", "budget_tokens": 1024}),
+        UnsupportedParameterError,
+        "thinking",
+    ),
+    (
+        "response_schema_not_an_object",
+        _body(
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "list", "schema": {"type": "array"}},
+            }
+        ),
+        InvalidRequestError,
+        "response_format.json_schema.schema",
+    ),
+    (
+        "cache_lifetime_of_an_hour",
+        _with_part({**_image(PNG_URL), "cache_control": {"type": "ephemeral", "ttl": "1h"}}),
+        UnsupportedParameterError,
+        "messages[0].content[1].cache_control.ttl",
     ),
     (
         "audio_part",
@@ -205,28 +282,6 @@ TRANSLATION_ERRORS: list[tuple[str, dict[str, Any], type[GatewayError], str]] = 
                     "role": "user",
                     "content": [
                         {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
-                    ],
-                }
-            ],
-        },
-        UnsupportedParameterError,
-        "messages[0].content[0]",
-    ),
-    (
-        "file_part",
-        {
-            "model": "m",
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "file",
-                            "file": {
-                                "file_data": "data:application/pdf;base64,JVBERi0=",
-                                "filename": "a.pdf",
-                            },
-                        }
                     ],
                 }
             ],
@@ -333,9 +388,9 @@ TRANSLATION_ERRORS: list[tuple[str, dict[str, Any], type[GatewayError], str]] = 
     ("whitespace_stop_on_anthropic", _body(stop="\n"), UnsupportedParameterError, "stop"),
     (
         "unknown_extra_field",
-        _body(thinking={"type": "enabled", "budget_tokens": 1024}),
+        _body(reasoning={"effort": "high"}),
         UnsupportedParameterError,
-        "thinking",
+        "reasoning",
     ),
     ("misspelt_parameter", _body(max_token=10), UnsupportedParameterError, "max_token"),
     ("top_k_not_integer", _body(top_k="40"), InvalidRequestError, "top_k"),
@@ -381,8 +436,6 @@ UNSUPPORTED_VALUES: dict[str, Any] = {
     "web_search_options": {},
     "moderation": {"model": "omni-moderation-latest"},
     "verbosity": "low",
-    "reasoning_effort": "low",
-    "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
     "functions": [{"name": "f"}],
     "function_call": {"name": "f"},
 }

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pydantic
 import pytest
 
+from gateway.schemas import errors
 from gateway.schemas.openai import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -177,3 +180,55 @@ def test_embedding_request_errors(body: dict[str, Any], param: str) -> None:
     with pytest.raises(pydantic.ValidationError) as info:
         EmbeddingRequest.model_validate(body)
     assert validation_error_param(info.value)[0] == param
+
+
+def test_validation_error_param_is_re_exported_from_its_own_module() -> None:
+    assert validation_error_param is errors.validation_error_param
+
+
+@pytest.mark.parametrize("first", ["gateway.schemas.errors", "gateway.schemas.openai"])
+def test_the_schema_modules_import_in_either_order(first: str) -> None:
+    """`openai` re-exports from `errors`, which reads `openai`'s models: no import cycle."""
+    code = (
+        f"import {first}\n"
+        "import pydantic\n"
+        "from gateway.schemas.errors import validation_error_param\n"
+        "from gateway.schemas.openai import ChatCompletionRequest\n"
+        "try:\n"
+        "    ChatCompletionRequest.model_validate({'model': 'm', 'messages': []})\n"
+        "except pydantic.ValidationError as exc:\n"
+        "    print(validation_error_param(exc)[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "messages"
+
+
+def test_cache_marks_and_echoed_reasoning_are_parsed() -> None:
+    mark = {"type": "ephemeral", "ttl": "5m"}
+    req = ChatCompletionRequest.model_validate(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": mark}]},
+                {
+                    "role": "assistant",
+                    "content": "b",
+                    "reasoning_content": "r",
+                    "reasoning_signature": "s",
+                    "reasoning_redacted": ["AA=="],
+                },
+            ],
+            "tools": [{"type": "function", "function": {"name": "f"}, "cache_control": mark}],
+        }
+    )
+    user, assistant = req.messages
+    assert isinstance(user, UserMessage) and isinstance(user.content, list)
+    assert isinstance(user.content[0], TextPart)
+    assert user.content[0].cache_control is not None
+    assert user.content[0].cache_control.ttl == "5m"
+    assert isinstance(assistant, AssistantMessage)
+    assert (assistant.reasoning_content, assistant.reasoning_signature) == ("r", "s")
+    assert assistant.reasoning_redacted == ["AA=="]
+    assert req.tools is not None and req.tools[0].cache_control is not None

@@ -28,6 +28,8 @@ from gateway.translate.response import (
 GOLDEN = Path(__file__).parent.parent / "golden" / "response"
 CASES = sorted(path.name.removesuffix(".converse.json") for path in GOLDEN.glob("*.converse.json"))
 TOOL_NAMES = {"parallel-tool-use-renamed": {"orders_lookup": "orders.lookup"}}
+# The `structured-output*` cases answer a request whose response_format became this tool.
+STRUCTURED_OUTPUT_TOOL = "CityLocation"
 
 _OUTPUT_SHAPE = (
     botocore.session.get_session()
@@ -52,6 +54,9 @@ def test_response_golden(case: str, update_golden: bool) -> None:
         model="golden-model",
         created=1_700_000_000,
         tool_names=TOOL_NAMES.get(case),
+        structured_output_tool=(
+            STRUCTURED_OUTPUT_TOOL if case.startswith("structured-output") else None
+        ),
     )
     ChatCompletion.model_validate(result)
     path = GOLDEN / f"{case}.openai.json"

@@ -38,6 +38,8 @@ GOLDEN_MODEL = "golden-model"
 WITHOUT_USAGE = {"text-only", "max-tokens", "tool-call-then-text", "recorded-nova-micro-text"}
 # Names the request translator would have renamed for Bedrock -> the client's own names.
 TOOL_NAMES = {"parallel-tool-calls": {"lookup_order": "orders.lookup"}}
+# The `structured-output*` cases answer a request whose response_format became this tool.
+STRUCTURED_OUTPUT_TOOL = "CityLocation"
 
 _STREAM_SHAPE = (
     botocore.session.get_session()
@@ -84,6 +86,7 @@ def translate(
     *,
     include_usage: bool = True,
     tool_names: dict[str, str] | None = None,
+    structured_output_tool: str | None = None,
 ) -> list[dict[str, Any]]:
     translator = StreamTranslator(
         completion_id=GOLDEN_ID,
@@ -91,6 +94,7 @@ def translate(
         created=GOLDEN_CREATED,
         include_usage=include_usage,
         tool_names=tool_names,
+        structured_output_tool=structured_output_tool,
     )
     chunks = [chunk for event in events for chunk in translator.feed(event)]
     return chunks + translator.flush()
@@ -152,6 +156,21 @@ def check_stream_properties(chunks: list[dict[str, Any]], *, include_usage: bool
         assert chunks[-1]["choices"] == []
 
 
+def check_structured_output(chunks: list[dict[str, Any]]) -> None:
+    """The joined content is one JSON object and the answer tool never shows as a call."""
+    choices = [choice for chunk in chunks for choice in chunk["choices"]]
+    content = "".join(choice["delta"].get("content") or "" for choice in choices)
+    assert isinstance(json.loads(content), dict)
+    names = [
+        call["function"].get("name")
+        for choice in choices
+        for call in choice["delta"].get("tool_calls", [])
+    ]
+    assert STRUCTURED_OUTPUT_TOOL not in names
+    [finish] = [c["finish_reason"] for c in choices if c["finish_reason"] is not None]
+    assert finish == ("tool_calls" if any(names) else "stop")
+
+
 @pytest.mark.parametrize("case", RECORDED)
 async def test_recorded_events_are_what_aiobotocore_yields(case: str, update_golden: bool) -> None:
     events = await aiobotocore_events([(GOLDEN / f"{case}.eventstream").read_bytes()])
@@ -178,8 +197,16 @@ async def test_botocore_drops_the_padding_field() -> None:
 def test_stream_golden(case: str, update_golden: bool) -> None:
     include_usage = case not in WITHOUT_USAGE
     events = [hydrate(line) for line in read_jsonl(GOLDEN / f"{case}.events.jsonl")]
-    chunks = translate(events, include_usage=include_usage, tool_names=TOOL_NAMES.get(case))
+    structured = STRUCTURED_OUTPUT_TOOL if case.startswith("structured-output") else None
+    chunks = translate(
+        events,
+        include_usage=include_usage,
+        tool_names=TOOL_NAMES.get(case),
+        structured_output_tool=structured,
+    )
     check_stream_properties(chunks, include_usage=include_usage)
+    if structured is not None:
+        check_structured_output(chunks)
 
     path = GOLDEN / f"{case}.chunks.jsonl"
     if update_golden:
