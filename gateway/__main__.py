@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -81,6 +82,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     os.environ["GATEWAY_CONFIG"] = str(path.resolve()) if path else ""
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+    # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully; with the
+    # default handler that would kill us with status 143. A finished drain is a clean exit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(
         "gateway.app:app_from_environment",
         factory=True,

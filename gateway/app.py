@@ -12,8 +12,10 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import FrameType
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -27,12 +29,15 @@ from gateway.bedrock import AioBedrockClient, BedrockClient, StaticCredentials
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, NotFoundError
 from gateway.http import json_response
+from gateway.images import ImageFetcher
+from gateway.limits import Limiter, open_counter_store
 from gateway.metrics import Metrics
 from gateway.middleware import AuthMiddleware, RequestMiddleware
 from gateway.routes.chat import chat_completions
 from gateway.routes.embeddings import embeddings
 from gateway.routes.health import healthz, metrics, readyz
 from gateway.routes.models import get_model, list_models
+from gateway.routes.usage import usage_report
 from gateway.service import Gateway, Runtime
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.store import UsageStore, open_store
@@ -40,6 +45,9 @@ from gateway.usage.store import UsageStore, open_store
 __all__ = ["create_app"]
 
 logger = logging.getLogger("gateway")
+
+# Between readiness failing on SIGTERM and uvicorn refusing new connections.
+_DRAIN_WINDOW_S = 2.0
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -83,22 +91,48 @@ def create_app(
             usage_store = store if store is not None else open_store(config.usage.store)
             await usage_store.open()
             stack.push_async_callback(usage_store.close)
+            usage = config.usage
             recorder = UsageRecorder(
                 usage_store,
-                flush_interval_ms=config.usage.flush_interval_ms,
+                flush_interval_ms=usage.flush_interval_ms,
+                batch_size=usage.batch_size,
+                max_buffer=usage.max_buffer,
+                spill_path=Path(usage.spill_path) if usage.spill_path else None,
                 on_depth=metrics_.usage_queue_depth.set,
             )
             await recorder.start()
             stack.push_async_callback(recorder.aclose)
+            counters = open_counter_store(
+                config.limits.store,
+                prefix=config.limits.redis_prefix,
+                timeout_s=config.limits.redis_timeout_s,
+            )
+            stack.push_async_callback(counters.aclose)
+
+            def new_limiter(current: GatewayConfig) -> Limiter:
+                return Limiter(
+                    counters,
+                    teams=current.auth.teams,
+                    spend=usage_store,
+                    fail_open=config.limits.fail_open,
+                    spend_ttl_s=config.limits.spend_cache_s,
+                    on_store_error=metrics_.limits_store_failed,
+                )
+
+            images = await stack.enter_async_context(ImageFetcher(config.images))
             gateway = Gateway(
                 runtime,
                 bedrock=client,
                 recorder=recorder,
                 metrics=metrics_,
+                limiter=new_limiter(config),
+                images=images,
+                limiter_factory=new_limiter,
                 config_path=config_path,
             )
             app.state.gateway = gateway
             stack.callback(_install_sighup(gateway))
+            stack.callback(_install_sigterm(gateway, config.server.graceful_shutdown_s))
             try:
                 yield
             finally:
@@ -109,6 +143,7 @@ def create_app(
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+        Route("/v1/usage", usage_report, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
@@ -139,6 +174,38 @@ def _install_sighup(gateway: Gateway) -> Callable[[], None]:
         loop.remove_signal_handler(signal.SIGHUP)
 
     return remove
+
+
+def _install_sigterm(gateway: Gateway, graceful_shutdown_s: float) -> Callable[[], None]:
+    """SIGTERM: fail `/readyz` at once, and let uvicorn start draining a moment later.
+
+    Load balancers and Kubernetes endpoints need a moment to stop sending new requests
+    after readiness fails; only then does uvicorn stop accepting connections and give the
+    requests in flight `server.graceful_shutdown_s` to finish. A second SIGTERM goes
+    straight to uvicorn.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signals reach the main thread only (tests run us in threads)
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    drain_s = min(_DRAIN_WINDOW_S, graceful_shutdown_s)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if not gateway.ready:
+            previous(signum, frame)
+            return
+        gateway.ready = False
+        logger.info("SIGTERM: not ready any more; draining in %.1f s", drain_s)
+        loop.call_soon_threadsafe(loop.call_later, drain_s, previous, signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def app_from_environment() -> Starlette:

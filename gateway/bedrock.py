@@ -178,10 +178,10 @@ class AioBedrockClient:
             max_pool_connections=self._config.max_connections,
             connect_timeout=self._config.connect_timeout_s,
             read_timeout=self._config.read_timeout_s,
-            retries={
-                "mode": self._config.retries.mode,
-                "max_attempts": self._config.retries.max_attempts,
-            },
+            # One attempt per call: `gateway.upstream` retries (bounded, jittered, before the
+            # first byte only) and falls back; botocore's own backoff would stack on top of
+            # it and cannot see fallbacks. The mode still selects botocore's behaviour.
+            retries={"mode": self._config.retries.mode, "total_max_attempts": 1},
             tcp_keepalive=True,
         )
         regions = {r or self._default_region for r in self._wanted_regions}

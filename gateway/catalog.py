@@ -65,6 +65,12 @@ class ModelCatalog:
             code="model_not_found",
         )
 
+    def fallbacks(self, model: ResolvedModel) -> list[ResolvedModel]:
+        """The model's configured fallbacks, in order (names were checked at config load)."""
+        if model.config is None:
+            return []
+        return [self._by_name[name] for name in model.config.fallbacks]
+
     def get(self, name: str) -> ResolvedModel | None:
         """Listed models only (for `GET /v1/models/{id}`)."""
         return self._by_name.get(name)

@@ -84,6 +84,13 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # Not in the contract's table: an addition, so that a limits outage (fail open) shows.
+        self.limits_store_errors = Counter(
+            "gateway_limits_store_errors_total",
+            "Limit checks or charges skipped because their store failed (fail open).",
+            ["store"],
+            registry=r,
+        )
         self.usage_queue_depth = Gauge(
             "gateway_usage_queue_depth",
             "Usage records not yet durably written to the usage store.",
@@ -109,6 +116,10 @@ class Metrics:
                 self.tokens.labels(model_label, team, key_id, kind).inc(count)
         if record.cost_usd is not None and record.cost_usd > Decimal(0):
             self.cost.labels(model_label, team, key_id).inc(float(record.cost_usd))
+
+    def limits_store_failed(self, store: str) -> None:
+        """The limiter's `on_store_error` hook."""
+        self.limits_store_errors.labels(store).inc()
 
     def render(self) -> bytes:
         directory = multiprocess_dir()

@@ -9,7 +9,9 @@ metrics, the image fetcher.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +19,11 @@ from gateway.auth import KeyIndex
 from gateway.bedrock import BedrockClient
 from gateway.catalog import ModelCatalog
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.images import ImageFetcher
+from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
 from gateway.middleware import access_fields, access_logger
+from gateway.upstream import RetryPolicy
 from gateway.usage.pricing import PriceBook
 from gateway.usage.record import UsageRecord
 from gateway.usage.recorder import UsageRecorder
@@ -44,7 +49,9 @@ class Runtime:
             config=config,
             keys=KeyIndex(config.auth),
             catalog=ModelCatalog(config.models, allow_unlisted=config.allow_unlisted_models),
-            prices=PriceBook(config.models),
+            prices=PriceBook(
+                config.models, cross_region_surcharge=config.usage.cross_region_surcharge
+            ),
         )
 
 
@@ -56,16 +63,24 @@ class Gateway:
         bedrock: BedrockClient,
         recorder: UsageRecorder,
         metrics: Metrics,
+        limiter: Limiter,
+        images: ImageFetcher,
+        limiter_factory: Callable[[GatewayConfig], Limiter],
         config_path: Path | None = None,
     ) -> None:
         self.runtime = runtime
         self.bedrock = bedrock
         self.recorder = recorder
         self.metrics = metrics
+        self.limiter = limiter
+        self.images = images
         self.config_path = config_path
         self.max_concurrent = runtime.config.server.max_concurrent_requests
+        self.retry_policy = RetryPolicy(max_attempts=runtime.config.bedrock.retries.max_attempts)
         self.inflight_billable = 0
         self.ready = True
+        self._limiter_factory = limiter_factory
+        self._charges: set[asyncio.Task[None]] = set()
 
     def finish(self, record: UsageRecord) -> None:
         """The end of every billable request: price it, record it, count it, log it."""
@@ -79,6 +94,21 @@ class Gateway:
             cache_write_tokens=record.cache_write_tokens,
         )
         self.recorder.submit(record)
+        admission: Admission | None = record.extra.get("admission")
+        if admission is not None:
+            # Charging may wait on Redis; the response is already out, so it runs on its own.
+            task = asyncio.get_running_loop().create_task(
+                self.limiter.charge(
+                    admission,
+                    tokens=record.input_tokens
+                    + record.cache_read_tokens
+                    + record.cache_write_tokens
+                    + record.output_tokens,
+                    cost_usd=record.cost_usd,
+                )
+            )
+            self._charges.add(task)
+            task.add_done_callback(self._charges.discard)
         label = record.extra.get("model_label") or "unknown"
         self.metrics.observe_request(record, model_label=label)
         upstream_error = record.extra.get("upstream_error")
@@ -108,6 +138,7 @@ class Gateway:
                 ", ".join(unchanged),
             )
         self.runtime = runtime
+        self.limiter = self._limiter_factory(config)
         logger.info(
             "config reloaded",
             extra={"keys": len(runtime.keys), "models": len(config.models)},

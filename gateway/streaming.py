@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -39,15 +40,19 @@ _SSE_HEADERS = [
 class SSEResponse:
     def __init__(
         self,
-        events: BedrockStream,
+        upstream: BedrockStream,
+        events: AsyncIterator[dict[str, Any]],
         translator: StreamTranslator,
         *,
+        prefetched: list[dict[str, Any]],
         record: UsageRecord,
         started: float,
         headers: Mapping[str, str],
         estimate_input_tokens: Callable[[], int],
     ) -> None:
+        self._upstream = upstream
         self._events = events
+        self._prefetched = prefetched
         self._translator = translator
         self._record = record
         self._started = started
@@ -55,11 +60,13 @@ class SSEResponse:
         self._estimate_input_tokens = estimate_input_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-        pump = asyncio.ensure_future(self._pump(send))
-        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        pump: asyncio.Future[None] | None = None
+        watcher: asyncio.Future[None] | None = None
         disconnected = False
         try:
+            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            pump = asyncio.ensure_future(self._pump(send))
+            watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
             await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
             if not pump.done():
                 disconnected = True
@@ -69,24 +76,39 @@ class SSEResponse:
             if not pump.cancelled():
                 pump.result()
         finally:
-            watcher.cancel()
-            if not pump.done():  # we were cancelled ourselves (shutdown): stop the pump too
+            if watcher is not None:
+                watcher.cancel()
+            if pump is not None and not pump.done():  # we were cancelled (shutdown)
                 pump.cancel()
             await self._close_upstream()
             self._settle(disconnected)
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            if watcher is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     async def _pump(self, send: Send) -> None:
         translator = self._translator
         record = self._record
         try:
+            # The events read before the response started (up to the first content) go
+            # out in the first write, then the rest as Bedrock sends them.
+            body = b"".join(
+                [
+                    encode_chunk(chunk)
+                    for event in self._prefetched
+                    for chunk in translator.feed(event)
+                ]
+            )
+            self._prefetched = []
+            if body:
+                self._first_content(translator)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
             async for event in self._events:
                 chunks = translator.feed(event)
                 if not chunks:
                     continue
-                if record.ttft_ms is None and translator.output_chars:
-                    record.ttft_ms = round((time.perf_counter() - self._started) * 1000, 3)
+                if record.ttft_ms is None:
+                    self._first_content(translator)
                 body = b"".join([encode_chunk(chunk) for chunk in chunks])
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         except BedrockError as exc:
@@ -107,9 +129,13 @@ class SSEResponse:
         tail = b"".join([encode_chunk(chunk) for chunk in translator.flush()])
         await send({"type": "http.response.body", "body": tail + DONE, "more_body": False})
 
+    def _first_content(self, translator: StreamTranslator) -> None:
+        if self._record.ttft_ms is None and translator.output_chars:
+            self._record.ttft_ms = round((time.perf_counter() - self._started) * 1000, 3)
+
     async def _close_upstream(self) -> None:
         with contextlib.suppress(Exception):
-            await self._events.aclose()
+            await self._upstream.aclose()
 
     def _settle(self, disconnected: bool) -> None:
         """Put Bedrock's own usage in the record, or an estimate flagged as such."""

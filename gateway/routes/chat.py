@@ -1,23 +1,26 @@
 """`POST /v1/chat/completions`: validate, resolve, translate, call Bedrock, translate back.
 
 The handler is glue: every decision about the wire formats lives in `gateway.translate`,
-every decision about who may call what in `gateway.auth` and `gateway.catalog`. Streams
-call `converse_stream` *before* the response starts, so that a refusal from Bedrock is
-still an ordinary HTTP error with the right status.
+who may call what in `gateway.auth` / `gateway.catalog` / `gateway.limits`, and how hard to
+try in `gateway.upstream`. A stream is read up to its first content event *before* the
+response starts, so that a refusal, an early exception frame or a silent model is still an
+ordinary HTTP error with the right status, or a retry, or a fallback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from gateway.bedrock import BedrockError
+from gateway.bedrock import BedrockError, BedrockStream
 from gateway.catalog import ResolvedModel
 from gateway.errors import InvalidRequestError, PermissionDeniedError, UpstreamError
 from gateway.http import json_response, read_json, validate
@@ -25,9 +28,15 @@ from gateway.schemas.openai import ChatCompletionRequest
 from gateway.service import Gateway, Runtime
 from gateway.streaming import SSEResponse, estimate_tokens
 from gateway.translate.errors import to_upstream_error
-from gateway.translate.request import openai_to_converse_request
+from gateway.translate.request import (
+    ConverseCall,
+    ModelOptions,
+    openai_to_converse_request,
+    remote_image_urls,
+)
 from gateway.translate.response import converse_to_openai_response
 from gateway.translate.stream import StreamTranslator
+from gateway.upstream import FIRST_TOKEN_TIMEOUT, call_with_fallbacks
 from gateway.usage.record import UsageRecord
 
 __all__ = ["chat_completions", "resolve_for_caller", "upstream_failure"]
@@ -38,9 +47,7 @@ def resolve_for_caller(request: Request, name: str, *, kind: str) -> ResolvedMod
     runtime: Runtime = request.state.runtime
     record: UsageRecord = request.state.usage
     model = runtime.catalog.resolve(name)
-    record.model = model.public_name
-    record.bedrock_model_id = model.bedrock_id
-    record.extra["model_label"] = model.metric_label
+    _record_model(record, model)
     if not request.state.principal.may_use(name, model.public_name):
         raise PermissionDeniedError(
             f"This API key is not allowed to use the model '{name}'.",
@@ -57,9 +64,72 @@ def resolve_for_caller(request: Request, name: str, *, kind: str) -> ResolvedMod
     return model
 
 
+def _record_model(record: UsageRecord, model: ResolvedModel) -> None:
+    record.model = model.public_name
+    record.bedrock_model_id = model.bedrock_id
+    record.extra["model_label"] = model.metric_label
+
+
 def upstream_failure(record: UsageRecord, exc: BedrockError) -> UpstreamError:
+    """A Bedrock failure outside the retry loop (embeddings): count it, map it."""
     record.extra["upstream_error"] = exc.name
     return to_upstream_error(exc.name, exc.message)
+
+
+def _options(runtime: Runtime, model: ResolvedModel) -> ModelOptions:
+    config = model.config
+    max_image_bytes = runtime.config.images.max_bytes
+    if config is None:
+        return ModelOptions(max_image_bytes=max_image_bytes)
+    return ModelOptions(
+        reasoning_supported=config.reasoning.supported,
+        reasoning_budgets={str(k): v for k, v in config.reasoning.budgets.items()},
+        auto_cache_system=config.auto_cache_system,
+        max_image_bytes=max_image_bytes,
+    )
+
+
+@dataclass(slots=True)
+class _OpenStream:
+    """A ConverseStream read up to its first content event."""
+
+    upstream: BedrockStream
+    events: AsyncIterator[dict[str, Any]]
+    prefetched: list[dict[str, Any]]
+
+
+async def _open_stream(gateway: Gateway, model: ResolvedModel, call: ConverseCall) -> _OpenStream:
+    upstream = await gateway.bedrock.converse_stream(
+        model.bedrock_id, call.request, region=model.region
+    )
+    events = aiter(upstream)
+    prefetched: list[dict[str, Any]] = []
+    timeout_s = model.config.ttft_timeout_s if model.config else None
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for event in events:
+                prefetched.append(event)
+                if "messageStart" not in event:
+                    break
+    except TimeoutError:
+        await upstream.aclose()
+        raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no first token within {timeout_s} s") from None
+    except BaseException:
+        await upstream.aclose()
+        raise
+    return _OpenStream(upstream, events, prefetched)
+
+
+async def _converse(gateway: Gateway, model: ResolvedModel, call: ConverseCall) -> dict[str, Any]:
+    timeout_s = model.config.ttft_timeout_s if model.config else None
+    try:
+        # Without a stream the whole answer is the first token the client sees.
+        async with asyncio.timeout(timeout_s):
+            return await gateway.bedrock.converse(
+                model.bedrock_id, call.request, region=model.region
+            )
+    except TimeoutError:
+        raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no answer within {timeout_s} s") from None
 
 
 async def chat_completions(request: Request) -> Response | ASGIApp:
@@ -71,22 +141,46 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
     record.stream = bool(chat.stream)
     record.end_user = chat.user
     model = resolve_for_caller(request, chat.model, kind="chat")
-    call = openai_to_converse_request(
-        chat, model_id=model.bedrock_id, drop_unsupported=runtime.config.drop_unsupported_params
-    )
-    headers = {"x-gateway-model": model.bedrock_id}
-    if call.dropped:
-        headers["x-gateway-dropped-params"] = ",".join(call.dropped)
+    drop = runtime.config.drop_unsupported_params
+    images = await _fetch_images(gateway, chat)
+    calls: dict[str, ConverseCall] = {}
+
+    def translated(candidate: ResolvedModel) -> ConverseCall:
+        # Each fallback is translated for its own model id (some rules are per family).
+        call = calls.get(candidate.bedrock_id)
+        if call is None:
+            call = calls[candidate.bedrock_id] = openai_to_converse_request(
+                chat,
+                model_id=candidate.bedrock_id,
+                drop_unsupported=drop,
+                options=_options(runtime, candidate),
+                images=images,
+            )
+        return call
+
+    translated(model)  # bad input is a 400 before any limit is charged
+    record.extra["admission"] = await gateway.limiter.admit(request.state.principal)
+
+    def on_error(candidate: ResolvedModel, exc: BedrockError) -> None:
+        _record_model(record, candidate)
+        record.error_type = exc.name
+        gateway.metrics.upstream_errors.labels(candidate.metric_label, exc.name).inc()
+
+    candidates = [model, *runtime.catalog.fallbacks(model)]
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 
     if chat.stream:
-        try:
-            events = await gateway.bedrock.converse_stream(
-                model.bedrock_id, call.request, region=model.region
-            )
-        except BedrockError as exc:
-            raise upstream_failure(record, exc) from None
+
+        async def attempt_stream(candidate: ResolvedModel) -> _OpenStream:
+            return await _open_stream(gateway, candidate, translated(candidate))
+
+        used, opened = await call_with_fallbacks(
+            candidates, attempt_stream, policy=gateway.retry_policy, on_error=on_error
+        )
+        _record_model(record, used)
+        record.error_type = None
+        call = translated(used)
         include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
         translator = StreamTranslator(
             completion_id=completion_id,
@@ -94,22 +188,28 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
             created=created,
             include_usage=include_usage,
             tool_names=call.tool_names,
+            structured_output_tool=call.structured_output_tool,
         )
         return SSEResponse(
-            events,
+            opened.upstream,
+            opened.events,
             translator,
+            prefetched=opened.prefetched,
             record=record,
             started=request.state.started,
-            headers=headers,
+            headers=_headers(used, call),
             estimate_input_tokens=lambda: _estimate_input(call.request),
         )
 
-    try:
-        response = await gateway.bedrock.converse(
-            model.bedrock_id, call.request, region=model.region
-        )
-    except BedrockError as exc:
-        raise upstream_failure(record, exc) from None
+    async def attempt(candidate: ResolvedModel) -> dict[str, Any]:
+        return await _converse(gateway, candidate, translated(candidate))
+
+    used, response = await call_with_fallbacks(
+        candidates, attempt, policy=gateway.retry_policy, on_error=on_error
+    )
+    _record_model(record, used)
+    record.error_type = None
+    call = translated(used)
     usage = response.get("usage")
     if usage:
         record.input_tokens = int(usage.get("inputTokens", 0))
@@ -125,8 +225,33 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
         model=chat.model,
         created=created,
         tool_names=call.tool_names,
+        structured_output_tool=call.structured_output_tool,
     )
-    return json_response(data, headers=headers)
+    return json_response(data, headers=_headers(used, call))
+
+
+async def _fetch_images(
+    gateway: Gateway, chat: ChatCompletionRequest
+) -> dict[str, tuple[str, bytes]]:
+    """Remote `image_url`s fetched (behind the SSRF guard) before the pure translation."""
+    urls = remote_image_urls(chat)
+    if not urls:
+        return {}
+    fetched: dict[str, tuple[str, bytes]] = {}
+    unique = {url: param for url, param in urls}
+    results = await asyncio.gather(
+        *(gateway.images.fetch(url, param=param) for url, param in unique.items())
+    )
+    for url, result in zip(unique, results, strict=True):
+        fetched[url] = result
+    return fetched
+
+
+def _headers(model: ResolvedModel, call: ConverseCall) -> dict[str, str]:
+    headers = {"x-gateway-model": model.bedrock_id}
+    if call.dropped:
+        headers["x-gateway-dropped-params"] = ",".join(call.dropped)
+    return headers
 
 
 def _estimate_input(converse_request: Mapping[str, Any]) -> int:

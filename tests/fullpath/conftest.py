@@ -96,7 +96,11 @@ def base_config(emulator_url: str, tmp_path: Path, **overrides: Any) -> dict[str
             ],
             "admin_keys_sha256": [sha(ADMIN_KEY)],
         },
-        "usage": {"store": f"sqlite:///{tmp_path / 'usage.db'}", "flush_interval_ms": 20},
+        "usage": {
+            "store": f"sqlite:///{tmp_path / 'usage.db'}",
+            "flush_interval_ms": 20,
+            "spill_path": str(tmp_path / "usage.spill.jsonl"),
+        },
         "logging": {"format": "text"},
     }
     for key, value in overrides.items():
