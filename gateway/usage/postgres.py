@@ -29,7 +29,7 @@ import asyncpg
 
 from gateway.usage.money import as_utc, quantize_cost
 from gateway.usage.record import RECORD_FIELDS, UsageRecord
-from gateway.usage.store import validate_group_by
+from gateway.usage.store import aggregate_rows, aggregate_sql, validate_group_by
 
 __all__ = ["PostgresUsageStore"]
 
@@ -186,31 +186,9 @@ class PostgresUsageStore:
     ) -> list[dict[str, Any]]:
         fields = validate_group_by(group_by)
         where, params = _where(start=start, end=end, key_id=key_id)
-        selected = [f"{_GROUP_EXPRESSIONS[name]} AS g{i}" for i, name in enumerate(fields)]
-        sql = f"SELECT {', '.join([*selected, *_SUMS])} FROM usage_records{where}"
-        if fields:
-            sql += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(fields)))
+        sql = aggregate_sql(fields, groups=_GROUP_EXPRESSIONS, sums=_SUMS, where=where)
         raw = await self._open_pool().fetch(sql, *params)
-        rows: list[dict[str, Any]] = []
-        for record in raw:
-            values = tuple(record)
-            groups, sums = values[: len(fields)], values[len(fields) :]
-            if sums[0] == 0:
-                continue  # no GROUP BY over no records still yields one all-NULL row
-            row: dict[str, Any] = dict(zip(fields, groups, strict=True))
-            row.update(
-                requests=int(sums[0]),
-                input_tokens=int(sums[1]),
-                output_tokens=int(sums[2]),
-                cache_read_tokens=int(sums[3]),
-                cache_write_tokens=int(sums[4]),
-                cost_usd=None if sums[5] is None else quantize_cost(sums[5]),
-            )
-            rows.append(row)
-        # Sorted here, not in SQL: the database collation would order text differently
-        # from the SQLite store, and reports should not depend on which store is used.
-        rows.sort(key=lambda r: tuple((r[f] is None, r[f] or "") for f in fields))
-        return rows
+        return aggregate_rows((tuple(record) for record in raw), fields, cost=quantize_cost)
 
     async def spend(
         self, *, key_id: str | None = None, team: str | None = None, since: datetime

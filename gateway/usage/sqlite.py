@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from gateway.usage.money import as_utc, cost_from_units, cost_to_units
 from gateway.usage.record import RECORD_FIELDS, UsageRecord
-from gateway.usage.store import validate_group_by
+from gateway.usage.store import aggregate_rows, aggregate_sql, validate_group_by
 
 __all__ = ["SQLiteUsageStore"]
 
@@ -164,28 +164,9 @@ class SQLiteUsageStore:
     ) -> list[dict[str, Any]]:
         fields = validate_group_by(group_by)
         where, params = _where(start=start, end=end, key_id=key_id)
-        selected = [f"{_GROUP_EXPRESSIONS[name]} AS g{i}" for i, name in enumerate(fields)]
-        sql = f"SELECT {', '.join([*selected, *_SUMS])} FROM usage_records{where}"
-        if fields:
-            sql += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(fields)))
+        sql = aggregate_sql(fields, groups=_GROUP_EXPRESSIONS, sums=_SUMS, where=where)
         raw = await self._call(self._fetch_sync, sql, params)
-        rows: list[dict[str, Any]] = []
-        for values in raw:
-            groups, sums = values[: len(fields)], values[len(fields) :]
-            if sums[0] == 0:
-                continue  # no GROUP BY over no records still yields one all-NULL row
-            row: dict[str, Any] = dict(zip(fields, groups, strict=True))
-            row.update(
-                requests=sums[0],
-                input_tokens=sums[1],
-                output_tokens=sums[2],
-                cache_read_tokens=sums[3],
-                cache_write_tokens=sums[4],
-                cost_usd=None if sums[5] is None else cost_from_units(sums[5]),
-            )
-            rows.append(row)
-        rows.sort(key=lambda r: tuple((r[f] is None, r[f] or "") for f in fields))
-        return rows
+        return aggregate_rows(raw, fields, cost=cost_from_units)
 
     async def spend(
         self, *, key_id: str | None = None, team: str | None = None, since: datetime

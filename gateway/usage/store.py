@@ -16,7 +16,7 @@ Two promises every store keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -143,3 +143,48 @@ def _sqlite_path(rest: str) -> Path:
     if not path or path.endswith("/"):
         raise ValueError("usage.store: the SQLite URL names no database file")
     return Path(path)
+
+
+def aggregate_sql(
+    fields: Sequence[str], *, groups: Mapping[str, str], sums: Sequence[str], where: str
+) -> str:
+    """The report query both stores run: one row per group, in `fields` order, then sums.
+
+    `groups` maps each groupable field to its SQL expression in that store's dialect;
+    `sums` are requests, the four token sums and the cost, in that order.
+    """
+    selected = [f"{groups[name]} AS g{i}" for i, name in enumerate(fields)]
+    sql = f"SELECT {', '.join([*selected, *sums])} FROM usage_records{where}"
+    if fields:
+        sql += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(fields)))
+    return sql
+
+
+def aggregate_rows(
+    raw: Iterable[Sequence[Any]],
+    fields: Sequence[str],
+    *,
+    cost: Callable[[Any], Decimal],
+) -> list[dict[str, Any]]:
+    """Result rows of `aggregate_sql` as the contract's report rows, in a fixed order.
+
+    Sorted here, not in SQL: PostgreSQL's collation would order text differently from
+    SQLite, and a report should not depend on the store behind it.
+    """
+    rows: list[dict[str, Any]] = []
+    for values in raw:
+        groups, sums = values[: len(fields)], values[len(fields) :]
+        if sums[0] == 0:
+            continue  # no GROUP BY over no records still yields one all-NULL row
+        row: dict[str, Any] = dict(zip(fields, groups, strict=True))
+        row.update(
+            requests=int(sums[0]),
+            input_tokens=int(sums[1]),
+            output_tokens=int(sums[2]),
+            cache_read_tokens=int(sums[3]),
+            cache_write_tokens=int(sums[4]),
+            cost_usd=None if sums[5] is None else cost(sums[5]),
+        )
+        rows.append(row)
+    rows.sort(key=lambda r: tuple((r[f] is None, r[f] or "") for f in fields))
+    return rows
