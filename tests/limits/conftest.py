@@ -116,6 +116,9 @@ class Stores:
         )
 
 
+_BEHAVIOUR_TIMEOUT_S = 5.0
+
+
 @contextlib.asynccontextmanager
 async def _backend(kind: str) -> AsyncIterator[Stores]:
     if kind == "memory":
@@ -130,8 +133,14 @@ async def _backend(kind: str) -> AsyncIterator[Stores]:
         pytest.skip(problem)
     prefix = f"bgw-test:{uuid.uuid4().hex[:12]}:"
     raw = redis.asyncio.Redis.from_url(url)
+    # Behaviour tests, not latency tests: on a loaded CI machine the production timeout
+    # (0.25 s) can expire, and fail-open would then admit what the test expects refused.
+    # The timeout itself is tested with its own short value in test_redis.py.
     result = Stores(
-        "redis", lambda: RedisCounterStore.from_url(url, prefix=prefix), raw=raw, prefix=prefix
+        "redis",
+        lambda: RedisCounterStore.from_url(url, prefix=prefix, timeout_s=_BEHAVIOUR_TIMEOUT_S),
+        raw=raw,
+        prefix=prefix,
     )
     try:
         yield result
