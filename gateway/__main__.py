@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -80,24 +81,51 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers or 1
     # The workers re-load the config by path: pass the resolved one (or none) along.
     os.environ["GATEWAY_CONFIG"] = str(path.resolve()) if path else ""
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+    metrics_dir = _metrics_directory(workers)
     # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully; with the
     # default handler that would kill us with status 143. A finished drain is a clean exit.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(
-        "gateway.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=uvicorn_log_config(),
-        access_log=False,
-        timeout_graceful_shutdown=int(config.server.graceful_shutdown_s),
-        proxy_headers=False,
-        server_header=False,
-    )
+    try:
+        uvicorn.run(
+            "gateway.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=uvicorn_log_config(),
+            access_log=False,
+            timeout_graceful_shutdown=int(config.server.graceful_shutdown_s),
+            proxy_headers=False,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_directory(workers: int) -> str | None:
+    """Prepare prometheus-client's multiprocess directory; returns it if we created it.
+
+    The workers' metric files must start empty: files left by an earlier run (a restarted
+    container keeps its emptyDir) would be summed into this run's counters, and the dead
+    run's gauges would count for ever. prometheus-client asks for the directory to be wiped
+    before start, so an operator's `PROMETHEUS_MULTIPROC_DIR` loses its `*.db` files (only
+    those: the directory may be shared with other things). With several workers and no
+    directory given, a fresh temporary one is made, and removed again at exit.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return None
+    if workers > 1:
+        created = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+        return created
+    return None
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:

@@ -4,6 +4,13 @@ Log collectors (Fluent Bit, CloudWatch, Loki) index JSON fields without regexes,
 access line carries request_id, key_id, team, model, status, tokens and timings as fields.
 Prompts, completions and keys are never logged unless `logging.log_prompts` is true (and
 keys not even then).
+
+With `log_prompts: true` the access line gains `prompt` and `completion` (`PROMPT_FIELDS`),
+taken from the usage record's `extra` under the same names: a handler that wants them
+logged puts the request's messages (or embedding input) in `record.extra["prompt"]` and
+the answer text in `record.extra["completion"]`. Whatever a handler puts there, they are
+left out while the setting is false. The caller's API key cannot reach the line even
+then: it travels in a header, and the line is an allow-list of record fields plus these two.
 """
 
 from __future__ import annotations
@@ -16,14 +23,25 @@ from typing import Any
 
 from gateway.config import LoggingConfig
 
-__all__ = ["ACCESS_LOGGER", "JsonFormatter", "configure_logging"]
+__all__ = ["ACCESS_LOGGER", "PROMPT_FIELDS", "JsonFormatter", "configure_logging", "prompt_fields"]
 
 ACCESS_LOGGER = "gateway.access"
+
+# The access line's fields that only `log_prompts: true` lets through.
+PROMPT_FIELDS = ("prompt", "completion")
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is a field.
 _STANDARD = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
+# uvicorn passes `color_message` (the message with ANSI colour codes) for terminals; in a
+# structured line it would only repeat the message with escape bytes in it.
+_DROPPED = _STANDARD | {"color_message"}
+
+
+def prompt_fields(extra: dict[str, Any]) -> dict[str, Any]:
+    """The prompt and completion a handler left in a usage record's `extra`, if any."""
+    return {name: extra[name] for name in PROMPT_FIELDS if name in extra}
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,7 +53,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _DROPPED and not key.startswith("_"):
                 data[key] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
@@ -49,7 +67,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extras = {
-            k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
+            k: v for k, v in record.__dict__.items() if k not in _DROPPED and not k.startswith("_")
         }
         if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())

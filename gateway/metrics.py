@@ -3,13 +3,17 @@
 One `Metrics` object owns every collector, so tests get a fresh `CollectorRegistry` per app
 and nothing is registered at import time. With `--workers N` each worker writes to
 prometheus-client's multiprocess directory (`PROMETHEUS_MULTIPROC_DIR`) and `/metrics`
-aggregates the files, so counters and histograms sum across workers.
+aggregates the files, so counters and histograms sum across workers, whichever worker
+answers the scrape. `serve` gives the workers an empty directory (see `gateway.__main__`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from decimal import Decimal
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,7 +23,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from gateway.usage.record import UsageRecord
 
@@ -29,6 +33,9 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 # answer takes seconds to minutes.
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+
+# prometheus-client's per-process files of "live" gauges: `gauge_livesum_<pid>.db`, ...
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]*_(\d+)\.db")
 
 
 def multiprocess_dir() -> str | None:
@@ -125,7 +132,37 @@ class Metrics:
         directory = multiprocess_dir()
         if directory is None:
             return generate_latest(self.registry)
+        forget_dead_workers(directory)
         # Multiprocess: every worker's files, aggregated into a throwaway registry.
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Drop the live gauges (in-flight requests, queue depth) of worker processes gone.
+
+    A worker that dies without shutting down (OOM kill, SIGKILL) leaves its gauge file
+    with the values it last had; uvicorn starts a replacement, but the files are summed by
+    name, so the dead worker's in-flight requests would count for ever. Nothing else knows
+    the pid of a crashed worker, so the scrape looks: a pid that no longer exists has its
+    live gauges removed (`mark_process_dead`). Its counters and histograms stay, because
+    what it counted did happen and totals must not go backwards.
+    """
+    for path in Path(directory).iterdir():
+        match = _LIVE_GAUGE_FILE.fullmatch(path.name)
+        if match is None or _process_exists(int(match.group(1))):
+            continue
+        # Another worker's scrape may be removing the same files right now.
+        with contextlib.suppress(FileNotFoundError):
+            mark_process_dead(int(match.group(1)), directory)  # type: ignore[no-untyped-call]
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the pid exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True

@@ -21,6 +21,7 @@ from gateway.catalog import ModelCatalog
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.images import ImageFetcher
 from gateway.limits import Admission, Limiter
+from gateway.logs import prompt_fields
 from gateway.metrics import Metrics
 from gateway.middleware import access_fields, access_logger
 from gateway.upstream import RetryPolicy
@@ -115,7 +116,10 @@ class Gateway:
         if upstream_error:
             self.metrics.upstream_errors.labels(label, upstream_error).inc()
         if access_logger.isEnabledFor(logging.INFO):
-            access_logger.info("request", extra=access_fields(record))
+            fields = access_fields(record)
+            if runtime.config.logging.log_prompts:
+                fields.update(prompt_fields(record.extra))
+            access_logger.info("request", extra=fields)
 
     def reload(self, env: dict[str, str]) -> bool:
         """SIGHUP: re-read the config file; keep the old one if the new one is broken."""

@@ -1,0 +1,132 @@
+"""SIGHUP re-reads the config file of a running `serve`, without a restart.
+
+A key added to the file works after the signal; a stream that was in flight during the
+reload finishes normally; a broken file is refused, the running config (every key it had)
+stays in force, and an error line says what is wrong with the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests import test_logs
+from tests.fullpath import conftest as fullpath
+from tests.fullpath.conftest import script
+from tests.servers import ServerThread
+from tests.test_logs import GatewayProcess, GatewayProcessFactory, process_config, sha
+
+emulator = fullpath.emulator
+gateway_process = test_logs.gateway_process
+
+OLD_KEY = "sk-reload-old"
+NEW_KEY = "sk-reload-new"
+OLD_ENTRY = {"id": "old", "key_sha256": sha(OLD_KEY), "team": "search"}
+NEW_ENTRY = {"id": "new", "key_sha256": sha(NEW_KEY), "team": "ads"}
+STREAM_WORDS = [f"w{i}" for i in range(8)]
+
+
+def status_with(running: GatewayProcess, key: str) -> int:
+    response = httpx.post(
+        running.url + "/v1/chat/completions",
+        json={"model": "nova-micro", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    return response.status_code
+
+
+def rewrite(path: Path, config: dict[str, Any] | str) -> None:
+    """Replace the file in one rename, as config management tools do: never half-written."""
+    text = config if isinstance(config, str) else yaml.safe_dump(config)
+    staging = path.with_suffix(".staging")
+    staging.write_text(text)
+    os.replace(staging, path)
+
+
+def reload(running: GatewayProcess, message: str) -> dict[str, Any]:
+    """SIGHUP, and the log line that reports the outcome (logged after the one before)."""
+    mark = running.mark()
+    running.send(signal.SIGHUP)
+    return running.wait_for(lambda line: line["message"].startswith(message), after=mark)
+
+
+def test_sighup_reloads_keys_and_refuses_a_broken_file(
+    tmp_path: Path, emulator: ServerThread, gateway_process: GatewayProcessFactory
+) -> None:
+    config = process_config(tmp_path, emulator.url, keys=[OLD_ENTRY])
+    running = gateway_process(config, tmp_path)
+    assert status_with(running, OLD_KEY) == 200
+    assert status_with(running, NEW_KEY) == 401
+
+    # A stream by the old key is in flight while the file changes and SIGHUP arrives.
+    received: list[str] = []
+    first_chunk = threading.Event()
+
+    def consume() -> None:
+        body = {
+            "model": "nova-micro",
+            "stream": True,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": script(reply=" ".join(STREAM_WORDS), delay_ms=400),
+                }
+            ],
+        }
+        with httpx.stream(
+            "POST",
+            running.url + "/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {OLD_KEY}"},
+            timeout=30,
+        ) as response:
+            for line in response.iter_lines():
+                if line:
+                    received.append(line)
+                    first_chunk.set()
+
+    client = threading.Thread(target=consume)
+    client.start()
+    try:
+        assert first_chunk.wait(15)
+        rewrite(running.config_path, {**config, "auth": {"keys": [OLD_ENTRY, NEW_ENTRY]}})
+        done = reload(running, "config reloaded")
+        assert done["keys"] == 2
+        assert status_with(running, NEW_KEY) == 200
+        assert status_with(running, OLD_KEY) == 200
+        assert not received or received[-1] != "data: [DONE]", "the stream ended too early"
+    finally:
+        client.join(30)
+    assert received[-1] == "data: [DONE]"
+    chunks = [json.loads(line.removeprefix("data: ")) for line in received[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == " ".join(STREAM_WORDS)
+
+    # A broken file: refused with the reason, and the running config (both keys) kept.
+    broken = yaml.safe_dump({**config, "auth": {"keys": [NEW_ENTRY]}}).replace(
+        "models:", "modles:", 1
+    )
+    rewrite(running.config_path, broken)
+    refused = reload(running, "config reload refused")
+    assert refused["level"] == "error"
+    assert "modles" in refused["message"]
+    assert status_with(running, OLD_KEY) == 200
+    assert status_with(running, NEW_KEY) == 200
+
+    # Fixed again without the old key: revoked at once, by the same process.
+    rewrite(running.config_path, {**config, "auth": {"keys": [NEW_ENTRY]}})
+    assert reload(running, "config reloaded")["keys"] == 1
+    assert status_with(running, OLD_KEY) == 401
+    assert status_with(running, NEW_KEY) == 200
+
+    started = [r for r in running.records() if r["message"].startswith("Started server process")]
+    assert len(started) == 1, "the gateway restarted instead of reloading"
+    assert running.stop() == 0

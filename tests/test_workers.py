@@ -1,0 +1,210 @@
+"""`serve --workers 2`: metrics and the ledger stay exact across worker processes.
+
+Each worker counts in its own files under `PROMETHEUS_MULTIPROC_DIR`; whichever worker
+answers a scrape must report the sum over all of them, starting from zero (files of an
+earlier run are wiped at start), and a worker that crashes must neither take its counts
+with it nor leave its in-flight requests counted for ever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests import test_logs
+from tests.fullpath import conftest as fullpath
+from tests.fullpath.conftest import script
+from tests.servers import ServerThread
+from tests.test_logs import GatewayProcess, GatewayProcessFactory, process_config, sha
+
+emulator = fullpath.emulator
+gateway_process = test_logs.gateway_process
+
+KEY = "sk-workers-test"
+REQUESTS = 40
+CLIENT_THREADS = 4
+STALE_COUNT = 1000
+CHAT = "/v1/chat/completions"
+
+
+def metric_sums(url: str) -> dict[str, float]:
+    """One scrape on a fresh connection: each sample name's total over its series."""
+    with httpx.Client(timeout=10) as client:  # a new connection: any worker may answer
+        text = client.get(url + "/metrics").text
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gateway_inflight_requests":
+                key = f"gateway_inflight_requests{{route={sample.labels['route']}}}"
+            else:
+                key = sample.name
+            sums[key] = sums.get(key, 0) + sample.value
+    return sums
+
+
+def leave_stale_metrics(directory: Path) -> None:
+    """What a previous run leaves behind: a worker's counter files, its process gone."""
+    code = (
+        "from gateway.metrics import Metrics\n"
+        "m = Metrics()\n"
+        f"m.requests.labels('{CHAT}', 'nova-micro', 'search', 'app1', '200').inc({STALE_COUNT})\n"
+        "m.inflight.labels('/v1/chat/completions').inc()\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    assert list(directory.glob("counter_*.db"))
+
+
+def worker_pids(directory: Path) -> set[int]:
+    """Workers that have counted a request: only they create a counter file."""
+    return {int(path.stem.rsplit("_", 1)[1]) for path in directory.glob("counter_*.db")}
+
+
+def live_pids(directory: Path) -> set[int]:
+    """Workers that are running: each creates its gauge file when its app starts."""
+    return {int(path.stem.rsplit("_", 1)[1]) for path in directory.glob("gauge_livesum_*.db")}
+
+
+def parent_of(pid: int) -> int:
+    """The parent pid, from /proc (Linux): field 4 of `stat`, after the command name."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+@pytest.fixture
+def metrics_dir(tmp_path: Path) -> Path:
+    """The operator's PROMETHEUS_MULTIPROC_DIR, in which the test can look at the files."""
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    return directory
+
+
+def send_requests(url: str) -> None:
+    """REQUESTS chat completions, each on a fresh connection, from a few threads."""
+
+    def one(index: int) -> int:
+        body = {
+            "model": "nova-micro",
+            "messages": [{"role": "user", "content": script(f"request {index}", delay_ms=5)}],
+        }
+        with httpx.Client(timeout=30, headers={"authorization": f"Bearer {KEY}"}) as client:
+            return client.post(url + CHAT, json=body).status_code
+
+    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+        statuses = list(pool.map(one, range(REQUESTS), timeout=120))
+    assert statuses == [200] * REQUESTS
+
+
+@pytest.mark.slow
+def test_two_workers_report_exact_sums(
+    tmp_path: Path,
+    emulator: ServerThread,
+    gateway_process: GatewayProcessFactory,
+    metrics_dir: Path,
+) -> None:
+    leave_stale_metrics(metrics_dir)
+    keys = [{"id": "app1", "key_sha256": sha(KEY), "team": "search"}]
+    config = process_config(tmp_path, emulator.url, keys=keys)
+    running: GatewayProcess = gateway_process(
+        config, tmp_path, workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    )
+
+    send_requests(running.url)
+
+    for _ in range(8):  # several scrapes on fresh connections: either worker may answer
+        sums = metric_sums(running.url)
+        assert sums["gateway_requests_total"] == REQUESTS  # not STALE_COUNT more
+        assert sums["gateway_request_duration_seconds_count"] == REQUESTS
+        assert sums[f"gateway_inflight_requests{{route={CHAT}}}"] == 0
+    assert len(worker_pids(metrics_dir)) == 2, "not both workers served requests"
+
+    # A worker killed mid-stream: uvicorn replaces it; its counts stay, its in-flight goes.
+    stream_started = threading.Event()
+    stream_broke = threading.Event()
+
+    def slow_stream() -> None:
+        body = {
+            "model": "nova-micro",
+            "stream": True,
+            "messages": [{"role": "user", "content": script(reply="a b c d e f", delay_ms=500)}],
+        }
+        try:
+            with httpx.stream(
+                "POST",
+                running.url + CHAT,
+                json=body,
+                headers={"authorization": f"Bearer {KEY}"},
+                timeout=30,
+            ) as response:
+                for _ in response.iter_lines():
+                    stream_started.set()
+        except httpx.TransportError:
+            stream_broke.set()
+
+    client = threading.Thread(target=slow_stream)
+    client.start()
+    assert stream_started.wait(15)
+    assert metric_sums(running.url)[f"gateway_inflight_requests{{route={CHAT}}}"] == 1
+    before = live_pids(metrics_dir)
+    assert {parent_of(pid) for pid in before} == {running.process.pid}
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    client.join(30)
+    assert stream_broke.is_set()
+    deadline = time.monotonic() + 30
+    while len(live_pids(metrics_dir) - before) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(live_pids(metrics_dir) - before) == 2, running.output()
+    running.wait_ready()
+
+    sums = metric_sums(running.url)
+    assert sums["gateway_requests_total"] == REQUESTS
+    assert sums.get(f"gateway_inflight_requests{{route={CHAT}}}", 0) == 0
+    assert not (live_pids(metrics_dir) & before), "the dead workers' live gauges were kept"
+
+    assert running.stop() == 0
+    with contextlib.closing(sqlite3.connect(tmp_path / "usage.db")) as conn:
+        (count, distinct) = conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT id) FROM usage_records"
+        ).fetchone()
+    assert count == distinct == REQUESTS
+    # The supervisor's lines and both workers' (uvicorn's included) are JSON too.
+    lines = running.output().splitlines()
+    assert len(running.records()) == len(lines), running.output()
+    assert not [r for r in running.records() if r["level"] == "error"]
+
+
+def test_serve_gives_several_workers_a_fresh_metrics_directory(
+    tmp_path: Path, emulator: ServerThread, gateway_process: GatewayProcessFactory
+) -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR, `serve` makes one (and removes it at exit)."""
+    keys = [{"id": "app1", "key_sha256": sha(KEY), "team": "search"}]
+    env = {"TMPDIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": ""}
+    running = gateway_process(
+        process_config(tmp_path, emulator.url, keys=keys), tmp_path, workers=2, env=env
+    )
+    (created,) = tmp_path.glob("gateway-metrics-*")
+    for _ in range(6):
+        response = httpx.post(
+            running.url + CHAT,
+            json={"model": "nova-micro", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {KEY}"},
+            timeout=30,
+        )
+        assert response.status_code == 200
+    for _ in range(4):
+        assert metric_sums(running.url)["gateway_requests_total"] == 6
+    assert running.stop() == 0
+    assert not created.exists()
