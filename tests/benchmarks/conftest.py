@@ -1,0 +1,3 @@
+"""The benchmarks start servers and drive load for minutes: never part of a pytest run."""
+
+collect_ignore_glob = ["*"]
