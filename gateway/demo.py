@@ -75,7 +75,7 @@ async def run_demo(*, port: int) -> int:
     )
     gateway = uvicorn.Server(
         uvicorn.Config(
-            create_app(config, credentials=_DemoCredentials()),
+            create_app(config, credentials=_DemoCredentials(), tune_gc=True),
             host="127.0.0.1",
             port=port,
             log_config=uvicorn_log_config(),

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,8 +39,8 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
             raise _too_large(limit)
         chunks.append(chunk)
     try:
-        data = json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
+        data = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
         raise InvalidRequestError(
             "We could not parse the JSON body of your request. The body must be a JSON object."
         ) from None
@@ -60,5 +61,8 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
 def json_response(
     data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        body = orjson.dumps(data)
+    except orjson.JSONEncodeError:  # a lone surrogate from the model: escape it, go on
+        body = json.dumps(data, separators=(",", ":")).encode("ascii")
     return Response(body, status_code=status, headers=headers, media_type="application/json")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -104,15 +104,17 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def observe_request(self, record: UsageRecord, *, model_label: str) -> None:
         """Count one finished request from its usage record."""
+        child = self._child
         team = record.team or ""
         key_id = record.key_id or ""
-        self.requests.labels(record.route, model_label, team, key_id, str(record.status)).inc()
-        self.duration.labels(record.route, model_label).observe(record.latency_ms / 1000)
+        child(self.requests, record.route, model_label, team, key_id, str(record.status)).inc()
+        child(self.duration, record.route, model_label).observe(record.latency_ms / 1000)
         if record.ttft_ms is not None:
-            self.ttft.labels(model_label).observe(record.ttft_ms / 1000)
+            child(self.ttft, model_label).observe(record.ttft_ms / 1000)
         for kind, count in (
             ("input", record.input_tokens),
             ("output", record.output_tokens),
@@ -120,9 +122,19 @@ class Metrics:
             ("cache_write", record.cache_write_tokens),
         ):
             if count:
-                self.tokens.labels(model_label, team, key_id, kind).inc(count)
-        if record.cost_usd is not None and record.cost_usd > Decimal(0):
-            self.cost.labels(model_label, team, key_id).inc(float(record.cost_usd))
+                child(self.tokens, model_label, team, key_id, kind).inc(count)
+        if record.cost_usd is not None and record.cost_usd > 0:
+            child(self.cost, model_label, team, key_id).inc(float(record.cost_usd))
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: `labels()` hashes and locks on every call,
+        and a request touches up to eight series. Label values are bounded (config names,
+        status codes), so the cache is too."""
+        key = (metric._name, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def limits_store_failed(self, store: str) -> None:
         """The limiter's `on_store_error` hook."""

@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 __all__ = ["DONE", "encode_chunk", "encode_error"]
 
 DONE = b"data: [DONE]\n\n"
@@ -32,10 +34,9 @@ def encode_error(payload: Mapping[str, Any]) -> bytes:
 
 
 def _json(value: Mapping[str, Any]) -> bytes:
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
         # A lone surrogate (a model can emit half of a pair, and JSON's `\\ud83d` escape
         # carries it through botocore) has no UTF-8 form; escaped JSON still says exactly
         # what arrived, and the stream goes on.

@@ -9,7 +9,7 @@ request, and a pydantic model would cost more than the rest of the bookkeeping.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -44,10 +44,12 @@ class UsageRecord:
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_row(self) -> dict[str, Any]:
-        """The stored columns, in contract order (without `extra`)."""
-        row = asdict(self)
-        row.pop("extra")
-        return row
+        """The stored columns, in contract order (without `extra`).
+
+        Plain attribute reads, not `dataclasses.asdict`: that deep-copies every value,
+        `extra` included, and costs ten times as much on the path of every request.
+        """
+        return {name: getattr(self, name) for name in RECORD_FIELDS}
 
 
 RECORD_FIELDS: tuple[str, ...] = (

@@ -140,3 +140,12 @@ def test_a_failed_append_leaves_no_partial_line(
         assert len(records) == 2 and damaged == 0
     finally:
         spill.close()
+
+
+def test_record_fields_are_exactly_the_dataclass_fields() -> None:
+    from dataclasses import fields
+
+    from gateway.usage.record import RECORD_FIELDS, UsageRecord
+
+    assert sorted(f.name for f in fields(UsageRecord) if f.name != "extra") == sorted(RECORD_FIELDS)
+    assert len(set(RECORD_FIELDS)) == len(RECORD_FIELDS)
