@@ -41,14 +41,9 @@ from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.usage.spill import decode_record
 from gateway.usage.store import open_store
-from tests import test_logs
-from tests.fullpath import conftest as fullpath
-from tests.fullpath.conftest import script
+from tests.harness import script
+from tests.processes import GatewayProcessFactory, process_config, sha
 from tests.servers import ServerThread
-from tests.test_logs import GatewayProcessFactory, process_config, sha
-
-emulator = fullpath.emulator
-gateway_process = test_logs.gateway_process
 
 KEYS = {  # key_id: (plaintext key, team)
     "alpha": ("sk-ledger-alpha", "search"),

@@ -6,31 +6,19 @@ filters on, and no line may carry a prompt, a completion or an API key while
 `logging.log_prompts` is false (the default). With `log_prompts: true` the access line
 gains the prompt and the completion the handler collected, and still never a key.
 
-`GatewayProcess` (a `serve` process whose output is collected line by line) is shared
-with the other real-process tests: workers, reload and the ledger proof.
+`GatewayProcess` (tests/processes.py) runs the `serve` process and collects its output.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from prometheus_client import CollectorRegistry
 
 from gateway.config import GatewayConfig
@@ -40,214 +28,15 @@ from gateway.service import Gateway, Runtime
 from gateway.usage.record import UsageRecord
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.sqlite import SQLiteUsageStore
-from tests.fullpath import conftest as fullpath
-from tests.fullpath.conftest import script
-from tests.servers import ServerThread, free_port
-
-emulator = fullpath.emulator
+from tests.harness import script
+from tests.processes import GatewayProcessFactory, parse_json_line, process_config, sha
+from tests.servers import ServerThread
 
 KEY = "sk-logs-search-alice"
 WRONG_KEY = "sk-logs-not-configured"
 PROMPT = "PROMPT-MARKER-the-secret-recipe"
 COMPLETION = "COMPLETION-MARKER-bake-at-180"
 EMBEDDED = "EMBEDDING-MARKER-customer-notes"
-START_TIMEOUT_S = 30
-
-
-def sha(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def process_config(
-    tmp_path: Path, emulator_url: str, *, keys: list[dict[str, Any]], **overrides: Any
-) -> dict[str, Any]:
-    """A config for a real `serve` on a free loopback port, with its ledger in `tmp_path`."""
-    config: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": free_port(), "graceful_shutdown_s": 20},
-        "bedrock": {
-            "region": "us-east-1",
-            "endpoint_url": emulator_url,
-            "retries": {"mode": "standard", "max_attempts": 1},
-        },
-        "models": [
-            {
-                "name": "claude-3-5-sonnet",
-                "bedrock_id": "anthropic.claude-3-5-sonnet-20240620-v1:0",
-                "pricing": {
-                    "input_per_1k": "0.003",
-                    "output_per_1k": "0.015",
-                    "cache_read_per_1k": "0.0003",
-                    "cache_write_per_1k": "0.00375",
-                },
-            },
-            {
-                "name": "nova-micro",
-                "bedrock_id": "amazon.nova-micro-v1:0",
-                "pricing": {"input_per_1k": "0.000035", "output_per_1k": "0.00014"},
-            },
-            {
-                "name": "titan-embed-text-v2",
-                "bedrock_id": "amazon.titan-embed-text-v2:0",
-                "kind": "embedding",
-            },
-        ],
-        "auth": {"keys": keys},
-        "usage": {
-            "store": f"sqlite:///{tmp_path / 'usage.db'}",
-            "spill_path": str(tmp_path / "usage.spill.jsonl"),
-            "flush_interval_ms": 50,
-        },
-        "logging": {"format": "json"},
-    }
-    config.update(overrides)
-    return config
-
-
-@dataclass
-class GatewayProcess:
-    """A running `python -m gateway serve`; stdout and stderr are collected as lines."""
-
-    process: subprocess.Popen[str]
-    url: str
-    config_path: Path
-    lines: list[str] = field(default_factory=list)
-    _changed: threading.Condition = field(default_factory=threading.Condition)
-    _reader: threading.Thread | None = None
-
-    @classmethod
-    def start(
-        cls,
-        config: dict[str, Any],
-        directory: Path,
-        *,
-        workers: int = 1,
-        env: dict[str, str] | None = None,
-    ) -> GatewayProcess:
-        config_path = directory / "config.yaml"
-        config_path.write_text(yaml.safe_dump(config))
-        environment = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            **(env or {}),
-        }
-        command = [sys.executable, "-m", "gateway", "serve", "--config", str(config_path)]
-        if workers != 1:
-            command += ["--workers", str(workers)]
-        process = subprocess.Popen(
-            command,
-            cwd=directory,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            # Its own process group, so that `kill` reaches the workers too.
-            start_new_session=True,
-        )
-        server = config["server"]
-        running = cls(process, f"http://{server['host']}:{server['port']}", config_path)
-        running._reader = threading.Thread(target=running._read, daemon=True)
-        running._reader.start()
-        return running
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:  # ends at EOF, when the process has exited
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-
-    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.process.poll() is None:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise AssertionError(f"gateway did not get ready:\n{self.output()}")
-
-    def mark(self) -> int:
-        """A position in the output, for `wait_for(after=...)`."""
-        with self._changed:
-            return len(self.lines)
-
-    def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0, timeout_s: float = 10
-    ) -> dict[str, Any]:
-        """The first JSON line past `after` satisfying `predicate`, waiting for it if need be."""
-        deadline = time.monotonic() + timeout_s
-        seen = after
-        with self._changed:
-            while True:
-                for line in self.lines[seen:]:
-                    data = _parse(line)
-                    if data is not None and predicate(data):
-                        return data
-                seen = len(self.lines)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"no such log line within {timeout_s} s:\n{self.output()}")
-                self._changed.wait(remaining)
-
-    def send(self, signum: signal.Signals) -> None:
-        self.process.send_signal(signum)
-
-    def stop(self, timeout_s: float = 30) -> int:
-        """SIGTERM, then wait for the exit (and the last lines); returns the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout_s)
-        finally:
-            self.kill()
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL whatever is left of this gateway: the process and any worker of it."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # the group `start` created
-        self.process.wait(10)
-        if self._reader is not None:
-            self._reader.join(10)
-            if not self._reader.is_alive() and self.process.stdout is not None:
-                self.process.stdout.close()
-
-    def output(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines)
-
-    def records(self) -> list[dict[str, Any]]:
-        """Every output line that is a JSON object (see `test_every_line_is_json`)."""
-        with self._changed:
-            lines = list(self.lines)
-        return [data for data in map(_parse, lines) if data is not None]
-
-
-def _parse(line: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-GatewayProcessFactory = Callable[..., GatewayProcess]
-
-
-@pytest.fixture
-def gateway_process() -> Iterator[GatewayProcessFactory]:
-    """Start `serve` processes (`GatewayProcess.start` arguments); killed at teardown."""
-    started: list[GatewayProcess] = []
-
-    def start(config: dict[str, Any], directory: Path, **kwargs: Any) -> GatewayProcess:
-        running = GatewayProcess.start(config, directory, **kwargs)
-        started.append(running)
-        running.wait_ready()
-        return running
-
-    yield start
-    for running in started:
-        running.kill()
 
 
 def _chat(url: str, key: str, request_id: str, **body: Any) -> httpx.Response:
@@ -312,7 +101,7 @@ def test_access_lines_uvicorn_lines_and_no_secrets(
 
     # Every line is one JSON object with the common fields: nothing is printed raw.
     for line in output.splitlines():
-        data = _parse(line)
+        data = parse_json_line(line)
         assert data is not None, f"not a JSON object: {line!r}"
         assert {"ts", "level", "logger", "message"} <= data.keys(), line
         assert "\x1b" not in line and "color_message" not in data, line

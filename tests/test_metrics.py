@@ -24,8 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.metric_names import CONTRACT_METRICS
-from tests.fullpath import conftest as fullpath
-from tests.fullpath.conftest import (
+from tests.harness import (
     API_KEY,
     OTHER_KEY,
     GatewayFactory,
@@ -33,9 +32,6 @@ from tests.fullpath.conftest import (
     ledger,
     script,
 )
-
-emulator = fullpath.emulator
-start_gateway = fullpath.start_gateway
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"

@@ -17,14 +17,9 @@ from typing import Any
 import httpx
 import yaml
 
-from tests import test_logs
-from tests.fullpath import conftest as fullpath
-from tests.fullpath.conftest import script
+from tests.harness import script
+from tests.processes import GatewayProcess, GatewayProcessFactory, process_config, sha
 from tests.servers import ServerThread
-from tests.test_logs import GatewayProcess, GatewayProcessFactory, process_config, sha
-
-emulator = fullpath.emulator
-gateway_process = test_logs.gateway_process
 
 OLD_KEY = "sk-reload-old"
 NEW_KEY = "sk-reload-new"

@@ -23,14 +23,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests import test_logs
-from tests.fullpath import conftest as fullpath
-from tests.fullpath.conftest import script
+from tests.harness import script
+from tests.processes import GatewayProcess, GatewayProcessFactory, process_config, sha
 from tests.servers import ServerThread
-from tests.test_logs import GatewayProcess, GatewayProcessFactory, process_config, sha
-
-emulator = fullpath.emulator
-gateway_process = test_logs.gateway_process
 
 KEY = "sk-workers-test"
 REQUESTS = 40

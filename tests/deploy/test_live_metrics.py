@@ -29,11 +29,8 @@ from tests.deploy.metric_names import (
     metric_names_used,
     series_names,
 )
-from tests.fullpath import conftest as fullpath
-from tests.fullpath.conftest import RunningGateway, base_config, script
+from tests.harness import RunningGateway, base_config, script
 from tests.servers import ServerThread
-
-emulator = fullpath.emulator
 
 
 @dataclass(frozen=True)
