@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import key_from_headers
@@ -46,6 +47,14 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 # Routes that call a model: each request gets a usage record, success or failure. Listing
 # models or reading usage costs nothing, so it stays out of the ledger.
 BILLABLE_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings"})
+
+# The `route` label of `gateway_inflight_requests`: one of these, else "other". Never the raw
+# path: every `/v1/models/<id>` or scanned `/v1/...` path would be a series kept forever.
+_ROUTE_LABELS = BILLABLE_ROUTES | {"/v1/models", "/v1/usage"}
+
+# The status recorded for a client that left before anything was sent back (nginx's
+# "client closed request"): nothing went wrong on our side, so not a 5xx, and not 0.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def _error_body(error: GatewayError) -> bytes:
@@ -113,7 +122,7 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
-        route_label = path if path.startswith("/v1/") else "other"
+        route_label = path if path in _ROUTE_LABELS else "other"
         inflight = gateway.metrics.inflight.labels(route_label)
         inflight.inc()
         try:
@@ -131,6 +140,13 @@ class RequestMiddleware:
                 record.error_type = error_type_of(error)
             if not response_started:
                 await send_error(send_wrapper, error, [])
+        except ClientDisconnect:
+            # The client hung up while its body was still being read (starlette raises this
+            # from `request.stream()`): there is nobody to answer and nothing to log.
+            if record is not None:
+                record.error_type = "client_disconnected"
+            if not response_started:
+                status = CLIENT_CLOSED_REQUEST
         except Exception:
             logger.exception("unhandled error", extra={"request_id": request_id})
             if record is not None:

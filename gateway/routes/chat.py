@@ -99,23 +99,29 @@ class _OpenStream:
 
 
 async def _open_stream(gateway: Gateway, model: ResolvedModel, call: ConverseCall) -> _OpenStream:
-    upstream = await gateway.bedrock.converse_stream(
-        model.bedrock_id, call.request, region=model.region
-    )
-    events = aiter(upstream)
+    upstream: BedrockStream | None = None
     prefetched: list[dict[str, Any]] = []
     timeout_s = model.config.ttft_timeout_s if model.config else None
     try:
+        # The deadline covers the call itself: a Bedrock that never sends its response
+        # headers has not sent a first token either (outside it, such a stream waited for
+        # the read timeout, minutes, instead of falling back).
         async with asyncio.timeout(timeout_s):
+            upstream = await gateway.bedrock.converse_stream(
+                model.bedrock_id, call.request, region=model.region
+            )
+            events = aiter(upstream)
             async for event in events:
                 prefetched.append(event)
                 if "messageStart" not in event:
                     break
     except TimeoutError:
-        await upstream.aclose()
+        if upstream is not None:
+            await upstream.aclose()
         raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no first token within {timeout_s} s") from None
     except BaseException:
-        await upstream.aclose()
+        if upstream is not None:
+            await upstream.aclose()
         raise
     return _OpenStream(upstream, events, prefetched)
 
