@@ -26,6 +26,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     ReadTimeoutError,
 )
 from botocore.exceptions import (
@@ -111,7 +112,12 @@ def _bedrock_error(exc: BaseException) -> BedrockError:
         return BedrockError("ReadTimeout", "Bedrock did not answer within the read timeout")
     if isinstance(exc, ConnectTimeoutError):
         return BedrockError("ConnectTimeout", "could not connect to Bedrock in time")
-    if isinstance(exc, EndpointConnectionError | BotoConnectionError | aiohttp.ClientError):
+    if isinstance(
+        exc, EndpointConnectionError | BotoConnectionError | HTTPClientError | aiohttp.ClientError
+    ):
+        # HTTPClientError covers a connection closed mid-answer, most often a pooled
+        # keep-alive connection Bedrock closed just as it was reused: botocore's standard
+        # retry mode treats it as transient, and so does our retry loop.
         return BedrockError("ConnectionError", "the connection to Bedrock failed")
     return BedrockError("ConnectionError", f"unexpected transport failure ({type(exc).__name__})")
 
@@ -122,6 +128,7 @@ _TRANSPORT_ERRORS = (
     ConnectTimeoutError,
     EndpointConnectionError,
     BotoConnectionError,
+    HTTPClientError,
     aiohttp.ClientError,
     asyncio.TimeoutError,
 )

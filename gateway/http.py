@@ -22,6 +22,12 @@ __all__ = ["json_response", "read_json", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
+# orjson parses up to 1024 levels, but botocore serializes tool schemas and
+# additional_model_request_fields with the standard library, whose recursion runs out near
+# 950 levels (fewer inside a server's call stack): a RecursionError, a 500. No real
+# request nests more than a few dozen levels.
+MAX_NESTING = 128
+
 
 def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"Request body exceeds the gateway's limit of {limit} bytes.")
@@ -46,7 +52,27 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequestError("The request body must be a JSON object.")
+    if _deeper_than(data, MAX_NESTING):
+        raise InvalidRequestError(
+            f"The request body is nested more than {MAX_NESTING} levels deep."
+        )
     return data
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON `value` nests more than `limit` containers deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(
+                (child, depth + 1) for child in node.values() if isinstance(child, dict | list)
+            )
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+    return False
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:

@@ -327,7 +327,11 @@ _BODY_BUILDERS: dict[EmbeddingFamily, _BodyBuilder] = {
 
 
 def _compact_json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate has no UTF-8 form; its JSON escape is still a valid body.
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 # Response bodies --------------------------------------------------------------------------

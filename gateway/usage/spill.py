@@ -44,7 +44,9 @@ def encode_record(record: UsageRecord) -> bytes:
     row = record.to_row()
     row["ts"] = record.ts.isoformat()
     row["cost_usd"] = None if record.cost_usd is None else str(record.cost_usd)
-    return json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    # ASCII with escapes: any string, even one holding a lone surrogate, has a line here;
+    # an encoding error would otherwise stop the recorder, not just lose one record.
+    return json.dumps(row, separators=(",", ":")).encode("ascii") + b"\n"
 
 
 def decode_record(line: bytes) -> UsageRecord:

@@ -268,11 +268,6 @@ def test_upstream_connection_reset_mid_stream(launch: Launch, recovery: Recovery
         assert (row["status"], row["error_type"], row["estimated"]) == (200, "ConnectionError", 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/bedrock.py _TRANSPORT_ERRORS misses botocore's HTTPClientError "
-    "(ConnectionClosedError): a Converse body cut short is a 500 internal_error, not a 502",
-)
 def test_upstream_connection_reset_mid_body(launch: Launch, recovery: Recovery) -> None:
     gateway = launch()
     bodies = [chat(reply="one two three", disconnect_after=0) for _ in range(LOAD // 2)]

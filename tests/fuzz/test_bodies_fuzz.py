@@ -108,13 +108,6 @@ def test_nesting_past_what_the_parser_takes_is_a_400(app: InProcessGateway, path
     assert_openai_answer(response)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/http.py accepts JSON nested up to the parser's 1024 levels, but botocore "
-    "serializes a tool schema or additional_model_request_fields with json.dumps, which runs "
-    "out of Python stack first (~950 levels here, fewer under a real server): a 500. A "
-    "depth bound in read_json (OpenAI-shaped 400) would close it.",
-)
 @pytest.mark.parametrize("place", ["tool schema", "additional fields"])
 def test_nesting_deeper_than_bedrock_can_be_sent_is_a_400(
     app: InProcessGateway, place: str

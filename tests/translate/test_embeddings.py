@@ -464,3 +464,10 @@ def test_openai_sdk_reads_our_response(encoding_format: str | None) -> None:
         assert [_decode(item.embedding) for item in result.data] == vectors  # type: ignore[arg-type]
     else:
         assert [item.embedding for item in result.data] == vectors
+
+
+def test_a_lone_surrogate_still_makes_a_valid_body() -> None:
+    (call,) = plan_embedding_calls(
+        model_id="amazon.titan-embed-text-v2:0", inputs=["a\ud800b"], dimensions=256
+    )
+    assert json.loads(call.body)["inputText"] == "a\ud800b"

@@ -149,3 +149,20 @@ def test_record_fields_are_exactly_the_dataclass_fields() -> None:
 
     assert sorted(f.name for f in fields(UsageRecord) if f.name != "extra") == sorted(RECORD_FIELDS)
     assert len(set(RECORD_FIELDS)) == len(RECORD_FIELDS)
+
+
+def test_a_lone_surrogate_is_spilled_and_read_back() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.usage.record import UsageRecord
+    from gateway.usage.spill import decode_record, encode_record
+
+    record = UsageRecord(
+        id="r1",
+        ts=datetime(2026, 1, 2, tzinfo=UTC),
+        request_id="q",
+        route="/v1/chat/completions",
+        end_user="x\ud800y",
+    )
+    line = encode_record(record)
+    assert decode_record(line).end_user == "x\ud800y"
