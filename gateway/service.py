@@ -96,7 +96,7 @@ class Gateway:
         )
         self.recorder.submit(record)
         admission: Admission | None = record.extra.get("admission")
-        if admission is not None:
+        if admission is not None and admission.charges:
             # Charging may wait on Redis; the response is already out, so it runs on its own.
             task = asyncio.get_running_loop().create_task(
                 self.limiter.charge(

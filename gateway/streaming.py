@@ -30,6 +30,9 @@ from gateway.usage.record import UsageRecord
 
 __all__ = ["SSEResponse"]
 
+# At most this many encoded chunks wait for the client (about a screenful of text).
+_QUEUE_CHUNKS = 64
+
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -87,50 +90,76 @@ class SSEResponse:
                     await watcher
 
     async def _pump(self, send: Send) -> None:
+        """Send what the producer translated, everything that is waiting in one write.
+
+        When Bedrock's events arrive together (a burst, or a fast model), one write per event
+        was most of a stream's cost (a syscall each); when they arrive paced, each still goes
+        out as soon as it is translated. The queue is bounded, so a slow client slows the
+        reads from Bedrock instead of filling memory.
+        """
+        # The events read before the response started (up to the first content) go out at
+        # once, before anything else is read.
+        head = b"".join(
+            [
+                encode_chunk(chunk)
+                for event in self._prefetched
+                for chunk in self._translator.feed(event)
+            ]
+        )
+        self._prefetched = []
+        if head:
+            await send({"type": "http.response.body", "body": head, "more_body": True})
+            self._first_content()
+        # None in the queue marks the end of the body.
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_CHUNKS)
+        producer = asyncio.ensure_future(self._produce(queue))
+        try:
+            while True:
+                item = await queue.get()
+                parts: list[bytes] = []
+                while item is not None:
+                    parts.append(item)
+                    if queue.empty():
+                        break
+                    item = queue.get_nowait()
+                last = item is None
+                await send(
+                    {"type": "http.response.body", "body": b"".join(parts), "more_body": not last}
+                )
+                if self._record.ttft_ms is None:
+                    self._first_content()
+                if last:
+                    return
+        finally:
+            if not producer.done():
+                producer.cancel()
+            await asyncio.wait((producer,))
+
+    async def _produce(self, queue: asyncio.Queue[bytes | None]) -> None:
         translator = self._translator
         record = self._record
         try:
-            # The events read before the response started (up to the first content) go
-            # out in the first write, then the rest as Bedrock sends them.
-            body = b"".join(
-                [
-                    encode_chunk(chunk)
-                    for event in self._prefetched
-                    for chunk in translator.feed(event)
-                ]
-            )
-            self._prefetched = []
-            if body:
-                self._first_content(translator)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
             async for event in self._events:
-                chunks = translator.feed(event)
-                if not chunks:
-                    continue
-                if record.ttft_ms is None:
-                    self._first_content(translator)
-                body = b"".join([encode_chunk(chunk) for chunk in chunks])
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+                for chunk in translator.feed(event):
+                    await queue.put(encode_chunk(chunk))
         except BedrockError as exc:
             # After the first byte the status is spent: the error becomes the last event, and
             # no [DONE] follows, so SDKs raise instead of returning a truncated answer.
             error = to_upstream_error(exc.name, exc.message)
             record.error_type = exc.name
             record.extra["upstream_error"] = exc.name
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": encode_error(error.to_openai()),
-                    "more_body": False,
-                }
-            )
+            await queue.put(encode_error(error.to_openai()))
+            await queue.put(None)
             return
         # A stream that ended without messageStop still gets its finish (and usage) chunk.
-        tail = b"".join([encode_chunk(chunk) for chunk in translator.flush()])
-        await send({"type": "http.response.body", "body": tail + DONE, "more_body": False})
+        for chunk in translator.flush():
+            await queue.put(encode_chunk(chunk))
+        await queue.put(DONE)
+        await queue.put(None)
 
-    def _first_content(self, translator: StreamTranslator) -> None:
-        if self._record.ttft_ms is None and translator.output_chars:
+    def _first_content(self) -> None:
+        """Time to first token: when the first write holding content has been sent."""
+        if self._record.ttft_ms is None and self._translator.output_chars:
             self._record.ttft_ms = round((time.perf_counter() - self._started) * 1000, 3)
 
     async def _close_upstream(self) -> None:

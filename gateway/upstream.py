@@ -32,6 +32,10 @@ __all__ = ["FIRST_TOKEN_TIMEOUT", "RetryPolicy", "call_with_fallbacks"]
 
 T = TypeVar("T")
 
+# Jitter needs no secrecy and no reproducibility: one generator for the process, since
+# seeding a new one costs more than the rest of the retry bookkeeping.
+_RNG = random.Random()
+
 # Our name for "no first token within the model's ttft_timeout_s"; a row in the error table.
 FIRST_TOKEN_TIMEOUT = "FirstTokenTimeout"
 
@@ -66,7 +70,7 @@ async def call_with_fallbacks(
     rng: random.Random | None = None,
 ) -> tuple[ResolvedModel, T]:
     """The first success of `attempt` over the candidates, or the last failure, mapped."""
-    rng = rng or random.Random()
+    rng = rng or _RNG
     slept = 0.0
     last: BedrockError | None = None
     for candidate in candidates:

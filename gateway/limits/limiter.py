@@ -69,6 +69,11 @@ class Admission:
     tpm_counters: tuple[str, ...] = ()
     budget_owners: tuple[Owner, ...] = ()
 
+    @property
+    def charges(self) -> bool:
+        """Whether `charge` has anything to do (a tpm window or a budget to add to)."""
+        return bool(self.tpm_counters or self.budget_owners)
+
 
 @dataclass(slots=True)
 class _Spend:
