@@ -52,6 +52,7 @@ class SSEResponse:
         started: float,
         headers: Mapping[str, str],
         estimate_input_tokens: Callable[[], int],
+        collect_completion: bool = False,
     ) -> None:
         self._upstream = upstream
         self._events = events
@@ -61,6 +62,8 @@ class SSEResponse:
         self._started = started
         self._headers = [*_SSE_HEADERS, *((k.encode(), v.encode()) for k, v in headers.items())]
         self._estimate_input_tokens = estimate_input_tokens
+        # Only with `logging.log_prompts`: the streamed text, for the access line.
+        self._completion: list[str] | None = [] if collect_completion else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         pump: asyncio.Future[None] | None = None
@@ -99,14 +102,12 @@ class SSEResponse:
         """
         # The events read before the response started (up to the first content) go out at
         # once, before anything else is read.
-        head = b"".join(
-            [
-                encode_chunk(chunk)
-                for event in self._prefetched
-                for chunk in self._translator.feed(event)
-            ]
-        )
+        chunks = [chunk for event in self._prefetched for chunk in self._translator.feed(event)]
         self._prefetched = []
+        if self._completion is not None:
+            for chunk in chunks:
+                self._collect(chunk)
+        head = b"".join([encode_chunk(chunk) for chunk in chunks])
         if head:
             await send({"type": "http.response.body", "body": head, "more_body": True})
             self._first_content()
@@ -141,6 +142,8 @@ class SSEResponse:
         try:
             async for event in self._events:
                 for chunk in translator.feed(event):
+                    if self._completion is not None:
+                        self._collect(chunk)
                     await queue.put(encode_chunk(chunk))
         except BedrockError as exc:
             # After the first byte the status is spent: the error becomes the last event, and
@@ -157,6 +160,13 @@ class SSEResponse:
         await queue.put(DONE)
         await queue.put(None)
 
+    def _collect(self, chunk: dict[str, Any]) -> None:
+        assert self._completion is not None
+        for choice in chunk["choices"]:
+            content = choice["delta"].get("content")
+            if content:
+                self._completion.append(content)
+
     def _first_content(self) -> None:
         """Time to first token: when the first write holding content has been sent."""
         if self._record.ttft_ms is None and self._translator.output_chars:
@@ -170,14 +180,13 @@ class SSEResponse:
         """Put Bedrock's own usage in the record, or an estimate flagged as such."""
         record = self._record
         translator = self._translator
+        if self._completion is not None:
+            record.extra["completion"] = "".join(self._completion)
         if disconnected and record.error_type is None:
             record.error_type = "client_disconnected"
         usage = translator.usage
         if usage is not None:
-            record.input_tokens = int(usage.get("inputTokens", 0))
-            record.output_tokens = int(usage.get("outputTokens", 0))
-            record.cache_read_tokens = int(usage.get("cacheReadInputTokens", 0) or 0)
-            record.cache_write_tokens = int(usage.get("cacheWriteInputTokens", 0) or 0)
+            record.take_bedrock_usage(usage)
             return
         record.estimated = True
         record.input_tokens = self._estimate_input_tokens()

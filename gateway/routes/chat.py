@@ -146,6 +146,9 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
     chat = validate(ChatCompletionRequest, body)
     record.stream = bool(chat.stream)
     record.end_user = chat.user
+    log_prompts = runtime.config.logging.log_prompts
+    if log_prompts:  # the operator asked for prompts in the access log (off by default)
+        record.extra["prompt"] = body.get("messages")
     model = resolve_for_caller(request, chat.model, kind="chat")
     drop = runtime.config.drop_unsupported_params
     images = await _fetch_images(gateway, chat)
@@ -205,6 +208,7 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
             started=request.state.started,
             headers=_headers(used, call),
             estimate_input_tokens=lambda: _estimate_input(call.request),
+            collect_completion=log_prompts,
         )
 
     async def attempt(candidate: ResolvedModel) -> dict[str, Any]:
@@ -218,10 +222,7 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
     call = translated(used)
     usage = response.get("usage")
     if usage:
-        record.input_tokens = int(usage.get("inputTokens", 0))
-        record.output_tokens = int(usage.get("outputTokens", 0))
-        record.cache_read_tokens = int(usage.get("cacheReadInputTokens", 0) or 0)
-        record.cache_write_tokens = int(usage.get("cacheWriteInputTokens", 0) or 0)
+        record.take_bedrock_usage(usage)
     else:  # Bedrock always sends usage; if it ever does not, say the numbers are ours
         record.estimated = True
         record.input_tokens = _estimate_input(call.request)
@@ -233,6 +234,8 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
         tool_names=call.tool_names,
         structured_output_tool=call.structured_output_tool,
     )
+    if log_prompts:
+        record.extra["completion"] = data["choices"][0]["message"].get("content")
     return json_response(data, headers=_headers(used, call))
 
 

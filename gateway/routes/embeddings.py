@@ -54,6 +54,8 @@ async def embeddings(request: Request) -> Response:
             )
     model = resolve_for_caller(request, req.model, kind="embedding")
     inputs = embedding_inputs(req.input)
+    if runtime.config.logging.log_prompts:
+        record.extra["prompt"] = inputs
     input_type = extras.get("input_type")
     calls = plan_embedding_calls(
         model_id=model.bedrock_id,

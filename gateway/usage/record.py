@@ -9,6 +9,7 @@ request, and a pydantic model would cost more than the rest of the bookkeeping.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -42,6 +43,13 @@ class UsageRecord:
     error_type: str | None = None
     # Not stored: facts for the middleware that the contract's record does not carry.
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def take_bedrock_usage(self, usage: Mapping[str, Any]) -> None:
+        """Bedrock's own token counts (a Converse `usage` or a stream's metadata usage)."""
+        self.input_tokens = int(usage.get("inputTokens") or 0)
+        self.output_tokens = int(usage.get("outputTokens") or 0)
+        self.cache_read_tokens = int(usage.get("cacheReadInputTokens") or 0)
+        self.cache_write_tokens = int(usage.get("cacheWriteInputTokens") or 0)
 
     def to_row(self) -> dict[str, Any]:
         """The stored columns, in contract order (without `extra`).

@@ -5,13 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from tests.fullpath.conftest import ADMIN_KEY, API_KEY, OTHER_KEY, RunningGateway, ledger, script
+from tests.fullpath.conftest import (
+    ADMIN_KEY,
+    API_KEY,
+    OTHER_KEY,
+    GatewayFactory,
+    RunningGateway,
+    ledger,
+    script,
+)
 
 
 def chat(
@@ -116,3 +125,28 @@ def test_every_request_is_recorded_once_even_4xx(gateway: RunningGateway) -> Non
     assert anonymous["error_type"] == "invalid_api_key"
     assert len({r["id"] for r in records}) == 3 and len({r["request_id"] for r in records}) == 3
     assert all(json.loads(json.dumps(r)) for r in records)
+
+
+def test_log_prompts_puts_prompt_and_completion_in_the_access_line(
+    start_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = start_gateway(logging={"format": "json", "log_prompts": True})
+    client = gateway.client()
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        client.chat.completions.create(
+            model="nova-micro", messages=[{"role": "user", "content": "secret plan"}]
+        )
+        for _ in client.chat.completions.create(
+            model="nova-micro", messages=[{"role": "user", "content": "streamed plan"}], stream=True
+        ):
+            pass
+        client.embeddings.create(model="titan-embed-text-v2", input="embedded plan")
+        ledger(gateway)  # stop: every access line has been written
+    lines = [r for r in caplog.records if r.name == "gateway.access"]
+    fields = [(r.prompt, r.completion if hasattr(r, "completion") else None) for r in lines]  # type: ignore[attr-defined]
+    assert fields == [
+        ([{"role": "user", "content": "secret plan"}], "You said: secret plan"),
+        ([{"role": "user", "content": "streamed plan"}], "You said: streamed plan"),
+        (["embedded plan"], None),
+    ]
+    assert all(API_KEY not in r.getMessage() and API_KEY not in str(r.__dict__) for r in lines)
