@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -28,7 +29,9 @@ from gateway.translate.errors import to_upstream_error
 from gateway.translate.stream import StreamTranslator
 from gateway.usage.record import UsageRecord
 
-__all__ = ["SSEResponse"]
+__all__ = ["SSEResponse", "estimate_tokens", "wait_for_disconnect"]
+
+logger = logging.getLogger("gateway")
 
 # At most this many encoded chunks wait for the client (about a screenful of text).
 _QUEUE_CHUNKS = 64
@@ -72,7 +75,7 @@ class SSEResponse:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             pump = asyncio.ensure_future(self._pump(send))
-            watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+            watcher = asyncio.ensure_future(wait_for_disconnect(receive))
             await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
             if not pump.done():
                 disconnected = True
@@ -182,6 +185,14 @@ class SSEResponse:
         translator = self._translator
         if self._completion is not None:
             record.extra["completion"] = "".join(self._completion)
+        if translator.unknown_events:
+            # A new Bedrock event type: ignored (clients never see it), but an operator
+            # should know the wire format moved.
+            logger.warning(
+                "stream had %d event(s) of an unknown type",
+                translator.unknown_events,
+                extra={"request_id": record.request_id},
+            )
         if disconnected and record.error_type is None:
             record.error_type = "client_disconnected"
         usage = translator.usage
@@ -193,7 +204,7 @@ class SSEResponse:
         record.output_tokens = translator.estimated_output_tokens()
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
+async def wait_for_disconnect(receive: Receive) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive
 
 from gateway.bedrock import BedrockError, BedrockStream
 from gateway.catalog import ResolvedModel
@@ -26,7 +26,7 @@ from gateway.errors import InvalidRequestError, PermissionDeniedError, UpstreamE
 from gateway.http import json_response, read_json, validate
 from gateway.schemas.openai import ChatCompletionRequest
 from gateway.service import Gateway, Runtime
-from gateway.streaming import SSEResponse, estimate_tokens
+from gateway.streaming import SSEResponse, estimate_tokens, wait_for_disconnect
 from gateway.translate.errors import to_upstream_error
 from gateway.translate.request import (
     ConverseCall,
@@ -40,6 +40,8 @@ from gateway.upstream import FIRST_TOKEN_TIMEOUT, call_with_fallbacks
 from gateway.usage.record import UsageRecord
 
 __all__ = ["chat_completions", "resolve_for_caller", "upstream_failure"]
+
+T = TypeVar("T")
 
 
 def resolve_for_caller(request: Request, name: str, *, kind: str) -> ResolvedModel:
@@ -214,9 +216,19 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
     async def attempt(candidate: ResolvedModel) -> dict[str, Any]:
         return await _converse(gateway, candidate, translated(candidate))
 
-    used, response = await call_with_fallbacks(
-        candidates, attempt, policy=gateway.retry_policy, on_error=on_error
-    )
+    try:
+        used, response = await _while_connected(
+            request.receive,
+            call_with_fallbacks(
+                candidates, attempt, policy=gateway.retry_policy, on_error=on_error
+            ),
+        )
+    except ClientDisconnect:
+        # Bedrock was asked and may bill the answer we stopped waiting for: say the numbers
+        # are ours, and how many input tokens at least went out.
+        record.estimated = True
+        record.input_tokens = _estimate_input(translated(model).request)
+        raise
     _record_model(record, used)
     record.error_type = None
     call = translated(used)
@@ -237,6 +249,23 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
     if log_prompts:
         record.extra["completion"] = data["choices"][0]["message"].get("content")
     return json_response(data, headers=_headers(used, call))
+
+
+async def _while_connected(receive: Receive, work: Awaitable[T]) -> T:
+    """`work`, cancelled as soon as the client disconnects: no Bedrock time, retries or
+    fallbacks for an answer nobody will read. (Streams watch for this in `SSEResponse`.)"""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():  # the client left, or we are being cancelled ourselves
+            task.cancel()
+            await asyncio.wait((task,))
+    if task.cancelled():
+        raise ClientDisconnect()
+    return task.result()
 
 
 async def _fetch_images(

@@ -8,9 +8,11 @@ real aiobotocore (signed requests, botocore's parser). Answers are scripted with
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -20,6 +22,7 @@ from tests.fullpath.conftest import (
     RESTRICTED_KEY,
     GatewayFactory,
     RunningGateway,
+    ledger,
     script,
 )
 
@@ -493,3 +496,47 @@ def test_probes_and_metrics_need_no_key(gateway: RunningGateway) -> None:
 def test_config_object_is_the_one_given(gateway: RunningGateway) -> None:
     assert isinstance(gateway.config, GatewayConfig)
     assert gateway.app.state.gateway.runtime.config is gateway.config
+
+
+def test_a_client_that_leaves_stops_the_bedrock_call(gateway: RunningGateway) -> None:
+    # The emulator takes ~2 s for this answer; the client gives up after 0.3 s.
+    slow = script(reply="a b c d e", chunks=5, delay_ms=500)
+    with gateway.http() as http, pytest.raises(httpx.ReadTimeout):
+        http.post(
+            "/v1/chat/completions",
+            json={"model": "nova-micro", "messages": user(slow)},
+            headers={"authorization": f"Bearer {API_KEY}"},
+            timeout=0.3,
+        )
+    (record,) = ledger(gateway)
+    assert (record["status"], record["error_type"], record["estimated"]) == (
+        499,
+        "client_disconnected",
+        1,
+    )
+    assert record["latency_ms"] < 1500  # cancelled when the client left, not when Bedrock answered
+    assert record["input_tokens"] >= 1
+
+
+class _BrokenBedrock:
+    async def converse(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("internal detail /etc/secret")
+
+
+def test_a_bug_is_a_generic_500_logged_with_the_request_id(
+    gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway.app.state.gateway.bedrock = _BrokenBedrock()
+    with caplog.at_level(logging.ERROR, logger="gateway"):
+        response = _post(
+            gateway,
+            json.dumps({"model": "nova-micro", "messages": user("hi")}),
+            **{"x-request-id": "bug-1"},
+        )
+    assert response.status_code == 500
+    error = _error(response)
+    assert (error["type"], error["code"]) == ("server_error", "internal_error")
+    assert "secret" not in response.text and "Traceback" not in response.text
+    (logged,) = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert logged.request_id == "bug-1"  # type: ignore[attr-defined]
+    assert logged.exc_info is not None
