@@ -6,15 +6,20 @@ accumulates from the chunks must equal the non-streaming completion.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.fullpath.conftest import API_KEY, RunningGateway, ledger, script
+from gateway.emulator.eventstream import event_frame
+from tests.fullpath.conftest import API_KEY, GatewayFactory, RunningGateway, ledger, script
 
 TOOLS: list[Any] = [
     {
@@ -318,3 +323,63 @@ def test_mid_stream_error_records_usage_seen_so_far(gateway: RunningGateway) -> 
     assert record["error_type"] == "ModelStreamErrorException"
     assert record["estimated"] == 1  # the metadata event never came
     assert record["output_tokens"] >= 1
+
+
+@pytest.fixture
+def goes_silent() -> Iterator[str]:
+    """A Bedrock that starts a stream (messageStart, one text delta) and then says nothing."""
+    frames = event_frame("messageStart", b'{"role":"assistant"}') + event_frame(
+        "contentBlockDelta", b'{"contentBlockIndex":0,"delta":{"text":"Hello"}}'
+    )
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)  # so the loop sees `stop` (closing does not wake accept)
+    connections: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                conn, _ = listener.accept()
+                connections.append(conn)
+                conn.recv(65536)  # the signed request; its content does not matter here
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.amazon.eventstream\r\n"
+                    b"transfer-encoding: chunked\r\n\r\n"
+                    + f"{len(frames):x}\r\n".encode()
+                    + frames
+                    + b"\r\n"
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    listener.close()
+    for conn in connections:
+        conn.close()
+
+
+def test_a_stream_silent_past_the_read_timeout_ends_with_an_error_event(
+    start_gateway: GatewayFactory, goes_silent: str
+) -> None:
+    gateway = start_gateway(
+        bedrock={
+            "region": "us-east-1",
+            "endpoint_url": goes_silent,
+            "read_timeout_s": 0.5,
+            "retries": {"mode": "standard", "max_attempts": 1},
+        }
+    )
+    started = time.perf_counter()
+    _, events = sse_events(gateway, {"model": "nova-micro", "messages": user("hi"), "stream": True})
+    assert time.perf_counter() - started < 5
+    assert "[DONE]" not in events
+    contents = [json.loads(e)["choices"][0]["delta"].get("content") for e in events[:-1]]
+    assert "Hello" in contents  # the stream had started before Bedrock went silent
+    final = json.loads(events[-1])["error"]
+    assert (final["type"], final["code"]) == ("server_error", "upstream_read_timeout")
+    (record,) = ledger(gateway)
+    assert (record["status"], record["error_type"], record["estimated"]) == (200, "ReadTimeout", 1)
