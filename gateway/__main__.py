@@ -38,11 +38,7 @@ def _load(path_arg: str | None) -> tuple[GatewayConfig, Path | None]:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        config, path = _load(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    config, path = _load(args.config)
     source = str(path) if path else "embedded defaults (no config file)"
     print(f"# effective config from {source}; secrets masked")
     print(yaml.safe_dump(masked_config(config), sort_keys=False), end="")
@@ -70,11 +66,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from gateway.logs import configure_logging, uvicorn_log_config
 
-    try:
-        config, path = _load(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    config, path = _load(args.config)
     configure_logging(config.logging)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
@@ -149,11 +141,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_usage(args: argparse.Namespace) -> int:
     from gateway.usage.cli import run_usage_report
 
-    try:
-        config, _ = _load(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    config, _ = _load(args.config)
     return asyncio.run(
         run_usage_report(
             config,
@@ -219,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except ConfigError as exc:  # names the file and the key path
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return code

@@ -2,7 +2,7 @@
 
 This is the streaming hot path, run once per token: plain dicts in, bytes out, no pydantic
 and no model validation. JSON is compact and keeps non-ASCII characters as UTF-8, which is
-what OpenAI sends and a third of the bytes of `\\uXXXX` escapes for most scripts. A JSON
+what OpenAI sends and a third of the bytes of `\\u` escapes for most scripts. A JSON
 string never contains a raw newline, so one event is always exactly one `data:` line.
 """
 
