@@ -206,3 +206,44 @@ def parse_json_line(line: str) -> dict[str, Any] | None:
 
 
 GatewayProcessFactory = Callable[..., GatewayProcess]
+
+
+@dataclass
+class BackgroundStream:
+    """A streamed chat completion read line by line on a thread of its own."""
+
+    lines: list[str] = field(default_factory=list)
+    started: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    @classmethod
+    def start(
+        cls, url: str, key: str, content: str, *, model: str = "nova-micro"
+    ) -> BackgroundStream:
+        stream = cls()
+
+        def consume() -> None:
+            with httpx.stream(
+                "POST",
+                url + "/v1/chat/completions",
+                json={
+                    "model": model,
+                    "stream": True,
+                    "messages": [{"role": "user", "content": content}],
+                },
+                headers={"authorization": f"Bearer {key}"},
+                timeout=30,
+            ) as response:
+                for line in response.iter_lines():
+                    if line:
+                        stream.lines.append(line)
+                        stream.started.set()
+
+        stream.thread = threading.Thread(target=consume, daemon=True)
+        stream.thread.start()
+        return stream
+
+    def join(self, timeout_s: float = 30) -> None:
+        assert self.thread is not None
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), "the stream did not finish in time"

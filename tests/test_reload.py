@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,13 @@ import httpx
 import yaml
 
 from tests.harness import script
-from tests.processes import GatewayProcess, GatewayProcessFactory, process_config, sha
+from tests.processes import (
+    BackgroundStream,
+    GatewayProcess,
+    GatewayProcessFactory,
+    process_config,
+    sha,
+)
 from tests.servers import ServerThread
 
 OLD_KEY = "sk-reload-old"
@@ -62,46 +67,21 @@ def test_sighup_reloads_keys_and_refuses_a_broken_file(
     assert status_with(running, NEW_KEY) == 401
 
     # A stream by the old key is in flight while the file changes and SIGHUP arrives.
-    received: list[str] = []
-    first_chunk = threading.Event()
-
-    def consume() -> None:
-        body = {
-            "model": "nova-micro",
-            "stream": True,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": script(reply=" ".join(STREAM_WORDS), delay_ms=400),
-                }
-            ],
-        }
-        with httpx.stream(
-            "POST",
-            running.url + "/v1/chat/completions",
-            json=body,
-            headers={"authorization": f"Bearer {OLD_KEY}"},
-            timeout=30,
-        ) as response:
-            for line in response.iter_lines():
-                if line:
-                    received.append(line)
-                    first_chunk.set()
-
-    client = threading.Thread(target=consume)
-    client.start()
+    stream = BackgroundStream.start(
+        running.url, OLD_KEY, script(reply=" ".join(STREAM_WORDS), delay_ms=400)
+    )
     try:
-        assert first_chunk.wait(15)
+        assert stream.started.wait(15)
         rewrite(running.config_path, {**config, "auth": {"keys": [OLD_ENTRY, NEW_ENTRY]}})
         done = reload(running, "config reloaded")
         assert done["keys"] == 2
         assert status_with(running, NEW_KEY) == 200
         assert status_with(running, OLD_KEY) == 200
-        assert not received or received[-1] != "data: [DONE]", "the stream ended too early"
+        assert stream.lines[-1] != "data: [DONE]", "the stream ended too early"
     finally:
-        client.join(30)
-    assert received[-1] == "data: [DONE]"
-    chunks = [json.loads(line.removeprefix("data: ")) for line in received[:-1]]
+        stream.join()
+    assert stream.lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line.removeprefix("data: ")) for line in stream.lines[:-1]]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == " ".join(STREAM_WORDS)
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
 import httpx
 
 from tests.harness import script
-from tests.processes import GatewayProcessFactory, process_config, sha
+from tests.processes import BackgroundStream, GatewayProcessFactory, process_config, sha
 from tests.servers import ServerThread
 
 KEY = "sk-shutdown-test"
@@ -26,41 +25,16 @@ def test_sigterm_lets_the_stream_finish_and_records_it(
 ) -> None:
     config = process_config(tmp_path, emulator.url, keys=[{"id": "app1", "key_sha256": sha(KEY)}])
     gateway = gateway_process(config, tmp_path)
-    received: list[str] = []
-    first_chunk = threading.Event()
-
-    def consume() -> None:
-        with httpx.stream(
-            "POST",
-            gateway.url + "/v1/chat/completions",
-            json={
-                "model": "nova-micro",
-                "stream": True,
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": script(reply="a b c d e f g h", chunks=8, delay_ms=400),
-                    }
-                ],
-            },
-            headers={"authorization": f"Bearer {KEY}"},
-            timeout=30,
-        ) as response:
-            for line in response.iter_lines():
-                if line:
-                    received.append(line)
-                    first_chunk.set()
-
-    client = threading.Thread(target=consume)
-    client.start()
-    assert first_chunk.wait(15)
+    stream = BackgroundStream.start(
+        gateway.url, KEY, script(reply="a b c d e f g h", chunks=8, delay_ms=400)
+    )
+    assert stream.started.wait(15)
     gateway.send(signal.SIGTERM)
     time.sleep(0.3)
     ready = httpx.get(gateway.url + "/readyz", timeout=5)
     assert ready.status_code == 503 and ready.json() == {"status": "shutting down"}
-    client.join(30)
-    assert not client.is_alive()
-    assert received[-1] == "data: [DONE]"
+    stream.join()
+    assert stream.lines[-1] == "data: [DONE]"
     assert gateway.process.wait(30) == 0
 
     with sqlite3.connect(tmp_path / "usage.db") as conn:
