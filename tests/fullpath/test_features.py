@@ -50,6 +50,22 @@ def data_url(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+def image(url: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def document(mime: str, data: bytes, filename: str) -> dict[str, Any]:
+    return {"type": "file", "file": {"file_data": data_url(mime, data), "filename": filename}}
+
+
+def ask(gateway: RunningGateway, part: dict[str, Any], text: str = "Describe") -> Any:
+    """One user turn of `text` and `part` (an image or a document) to claude-3-5-sonnet."""
+    return gateway.client().chat.completions.create(
+        model="claude-3-5-sonnet",
+        messages=[{"role": "user", "content": [{"type": "text", "text": text}, part]}],
+    )
+
+
 # --- tools ----------------------------------------------------------------------------
 
 
@@ -127,49 +143,24 @@ def test_odd_tool_names_are_restored(gateway: RunningGateway) -> None:
 
 
 def test_image_from_a_data_url(gateway: RunningGateway) -> None:
-    completion = gateway.client().chat.completions.create(
-        model="claude-3-5-sonnet",
-        messages=[
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "What is this?"},
-                    {"type": "image_url", "image_url": {"url": data_url("image/png", png_1x1())}},
-                ],
-            }
-        ],
-    )
+    completion = ask(gateway, image(data_url("image/png", png_1x1())), "What is this?")
     assert completion.choices[0].message.content == "You said: What is this?"
 
 
 def test_malformed_image_is_400_naming_the_part(gateway: RunningGateway) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        gateway.client().chat.completions.create(
-            model="claude-3-5-sonnet",
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "What is this?"},
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": "data:image/png;base64,not*base64"},
-                        },
-                    ],
-                }
-            ],
-        )
+        ask(gateway, image("data:image/png;base64,not*base64"), "What is this?")
     assert isinstance(info.value.body, dict)
     assert info.value.body["param"].startswith("messages[0].content[1]")
 
 
 def test_image_from_an_https_url(gateway: RunningGateway) -> None:
-    image = png_1x1()
+    picture = png_1x1()
     router = respx.MockRouter(assert_all_called=True)
     # The SSRF guard connects to the address it checked, with the name kept in Host (and SNI).
     route = router.get(
         "https://93.184.216.34/cat.png", headers={"host": "images.example.com"}
-    ).respond(200, content=image, headers={"content-type": "image/png"})
+    ).respond(200, content=picture, headers={"content-type": "image/png"})
 
     async def public_resolver(host: str, port: int) -> list[str]:
         return ["93.184.216.34"]
@@ -180,42 +171,14 @@ def test_image_from_an_https_url(gateway: RunningGateway) -> None:
         resolver=public_resolver,
         transport=httpx.MockTransport(router.async_handler),
     )
-    completion = gateway.client().chat.completions.create(
-        model="claude-3-5-sonnet",
-        messages=[
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "Describe"},
-                    {
-                        "type": "image_url",
-                        "image_url": {"url": "https://images.example.com/cat.png"},
-                    },
-                ],
-            }
-        ],
-    )
+    completion = ask(gateway, image("https://images.example.com/cat.png"))
     assert completion.choices[0].message.content == "You said: Describe"
     assert route.call_count == 1
 
 
 def test_ssrf_guard_refuses_private_addresses(gateway: RunningGateway) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        gateway.client().chat.completions.create(
-            model="claude-3-5-sonnet",
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "Describe"},
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": "http://169.254.169.254/latest/meta-data"},
-                        },
-                    ],
-                }
-            ],
-        )
+        ask(gateway, image("http://169.254.169.254/latest/meta-data"))
     assert isinstance(info.value.body, dict)
     assert info.value.body["param"] == "messages[0].content[1].image_url"
 
@@ -223,65 +186,20 @@ def test_ssrf_guard_refuses_private_addresses(gateway: RunningGateway) -> None:
 def test_remote_images_can_be_disabled(start_gateway: GatewayFactory) -> None:
     gateway = start_gateway(images={"fetch_remote": False})
     with pytest.raises(openai.BadRequestError):
-        gateway.client().chat.completions.create(
-            model="claude-3-5-sonnet",
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": "https://images.example.com/a.png"},
-                        }
-                    ],
-                }
-            ],
-        )
+        ask(gateway, image("https://images.example.com/a.png"))
 
 
 def test_pdf_document(gateway: RunningGateway) -> None:
     pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
-    completion = gateway.client().chat.completions.create(
-        model="claude-3-5-sonnet",
-        messages=[
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "Summarise the report"},
-                    {
-                        "type": "file",
-                        "file": {
-                            "file_data": data_url("application/pdf", pdf),
-                            "filename": "Q3 report.pdf",
-                        },
-                    },
-                ],
-            }
-        ],
+    completion = ask(
+        gateway, document("application/pdf", pdf, "Q3 report.pdf"), "Summarise the report"
     )
     assert completion.choices[0].message.content == "You said: Summarise the report"
 
 
 def test_unsupported_document_type_is_400(gateway: RunningGateway) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        gateway.client().chat.completions.create(
-            model="claude-3-5-sonnet",
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "x"},
-                        {
-                            "type": "file",
-                            "file": {
-                                "file_data": data_url("application/zip", b"PK\x03\x04"),
-                                "filename": "a.zip",
-                            },
-                        },
-                    ],
-                }
-            ],
-        )
+        ask(gateway, document("application/zip", b"PK\x03\x04", "a.zip"), "x")
     assert isinstance(info.value.body, dict) and info.value.body["param"].startswith(
         "messages[0].content[1]"
     )
