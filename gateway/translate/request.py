@@ -56,7 +56,13 @@ from gateway.translate.request_reasoning import (
     without_refused_settings,
 )
 from gateway.translate.request_structured import response_tool, with_response_tool
-from gateway.translate.tools import ToolNames, function_tools, request_tool_names, tool_config
+from gateway.translate.tools import (
+    ToolNames,
+    disable_parallel_tool_use,
+    function_tools,
+    request_tool_names,
+    tool_config,
+)
 
 __all__ = [
     "DEFAULT_REASONING_BUDGETS",
@@ -196,6 +202,8 @@ def openai_to_converse_request(
         structured_output_tool = response.name
     if tool_configuration is not None:
         request["toolConfig"] = tool_configuration
+    if req.parallel_tool_calls is False:
+        disable_parallel_tool_use(additional, model_id=model_id, tool_config=tool_configuration)
     if additional:
         request["additionalModelRequestFields"] = additional
     metadata = request_metadata(req.user, req.metadata)

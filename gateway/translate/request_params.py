@@ -10,7 +10,7 @@ checks it, so a new field cannot slip through undecided):
   `n: 1` and both penalties as 0 on every call).
 * `IGNORED_PARAMS`: accepted and not forwarded. They concern OpenAI's side (storage,
   tiers, caches, abuse monitoring) or the handler (`stream`, `stream_options`), except
-  `parallel_tool_calls`, which has no safe mapping (see `gateway.translate.tools`).
+  `parallel_tool_calls`, mapped only where safe (see `gateway.translate.tools`).
 * `INFERENCE_PARAMS` and the named cases in `inference_config`: `inferenceConfig`.
 * `TRANSLATED_PARAMS`: handled by their own code (messages, tools, metadata,
   `response_format` in `gateway.translate.request_structured`, `reasoning_effort` in
@@ -95,7 +95,7 @@ IGNORED_PARAMS: Final = frozenset(
     {
         "stream",  # the handler picks converse or converse_stream
         "stream_options",  # read by the handler (include_usage), never sent to Bedrock
-        "parallel_tool_calls",  # no safe mapping; see gateway.translate.tools
+        "parallel_tool_calls",  # handled in gateway.translate.tools where safe
         "store",  # OpenAI-side storage for evals and distillation
         "service_tier",  # OpenAI capacity tiers
         "prompt_cache_key",  # OpenAI cache routing; Bedrock caching uses cachePoint blocks

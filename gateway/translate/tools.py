@@ -32,12 +32,15 @@ results inside one request.
   in text, and may still call a tool.
 * `allowed_tools` and custom-tool choices have no Converse counterpart: 400.
 
-`parallel_tool_calls: false` is accepted and not forwarded. Anthropic's
-`tool_choice.disable_parallel_tool_use` can be smuggled through
-`additionalModelRequestFields`, but only newer Claude models take it, it needs a `type`
-that must agree with `toolConfig.toolChoice`, and it breaks requests without tools
-(LiteLLM reverted and re-fixed that mapping several times: BerriAI/litellm#22265,
-#34347, #34420, #36536). The model may therefore return several tool calls in one turn.
+`parallel_tool_calls: false` is honoured for Anthropic models when the model picks its
+tools itself (`tool_choice` auto or unset, so Converse sends no `toolChoice`): then
+`additionalModelRequestFields.tool_choice` is `{"type": "auto",
+"disable_parallel_tool_use": true}`, Anthropic's own switch, which Bedrock passes to the
+model. It is not sent with a forced `toolChoice` (required, a named function, structured
+output): two tool choices conflict and Bedrock answers 400 (BerriAI/litellm#34347 and
+#36536 record both halves of this against the real service). Elsewhere, and for other
+model families, which have no such switch, it is accepted and the model may return
+several tool calls in one turn.
 
 Tool definitions: `parameters` becomes `inputSchema.json`; a missing schema becomes the
 empty object schema, and a schema without a top-level `type` gets `"object"` (Bedrock
@@ -57,7 +60,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.converse import Tool, ToolChoice, ToolConfiguration, ToolSpecification
@@ -264,3 +267,18 @@ def _tool_choice(
             param="tool_choice",
         )
     return {"tool": {"name": names.bedrock(wanted)}}
+
+
+def disable_parallel_tool_use(
+    additional: dict[str, Any], *, model_id: str, tool_config: Mapping[str, Any] | None
+) -> bool:
+    """Add Anthropic's `disable_parallel_tool_use` where it is safe (see the module docs)."""
+    if (
+        tool_config is None
+        or "toolChoice" in tool_config
+        or "anthropic." not in model_id
+        or "tool_choice" in additional
+    ):
+        return False
+    additional["tool_choice"] = {"type": "auto", "disable_parallel_tool_use": True}
+    return True
