@@ -55,35 +55,29 @@ def encode_frame(headers: bytes, payload: bytes) -> bytes:
     return b"".join((head, headers, payload, _U32.pack(message_crc)))
 
 
-_event_headers: dict[str, bytes] = {}
-_exception_headers: dict[str, bytes] = {}
+_header_blocks: dict[tuple[str, str], bytes] = {}
 
 
 def event_frame(event_type: str, payload: bytes) -> bytes:
     """A normal event (`:message-type` event) carrying a JSON payload."""
-    headers = _event_headers.get(event_type)
-    if headers is None:
-        headers = encode_headers(
-            (
-                (":event-type", event_type),
-                (":content-type", "application/json"),
-                (":message-type", "event"),
-            )
-        )
-        _event_headers[event_type] = headers
-    return encode_frame(headers, payload)
+    return encode_frame(_headers(":event-type", event_type, "event"), payload)
 
 
 def exception_frame(exception_type: str, payload: bytes) -> bytes:
     """An in-stream error (`:message-type` exception); botocore raises `EventStreamError`."""
-    headers = _exception_headers.get(exception_type)
+    return encode_frame(_headers(":exception-type", exception_type, "exception"), payload)
+
+
+def _headers(type_header: str, name: str, message_type: str) -> bytes:
+    # A stream repeats a handful of event types: encode each header block once.
+    key = (type_header, name)
+    headers = _header_blocks.get(key)
     if headers is None:
-        headers = encode_headers(
+        headers = _header_blocks[key] = encode_headers(
             (
-                (":exception-type", exception_type),
+                (type_header, name),
                 (":content-type", "application/json"),
-                (":message-type", "exception"),
+                (":message-type", message_type),
             )
         )
-        _exception_headers[exception_type] = headers
-    return encode_frame(headers, payload)
+    return headers
