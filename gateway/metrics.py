@@ -126,6 +126,10 @@ class Metrics:
         if record.cost_usd is not None and record.cost_usd > 0:
             child(self.cost, model_label, team, key_id).inc(float(record.cost_usd))
 
+    def inflight_for(self, route: str) -> Any:
+        """The `gateway_inflight_requests` gauge of one route label (cached)."""
+        return self._child(self.inflight, route)
+
     def _child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered: `labels()` hashes and locks on every call,
         and a request touches up to eight series. Label values are bounded (config names,

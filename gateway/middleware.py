@@ -123,7 +123,7 @@ class RequestMiddleware:
             await send(message)
 
         route_label = path if path in _ROUTE_LABELS else "other"
-        inflight = gateway.metrics.inflight.labels(route_label)
+        inflight = gateway.metrics.inflight_for(route_label)
         inflight.inc()
         try:
             if billable and gateway.inflight_billable >= gateway.max_concurrent:

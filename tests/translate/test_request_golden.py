@@ -24,6 +24,7 @@ from botocore.validate import ParamValidator
 from gateway.schemas.openai import ChatCompletionRequest
 from gateway.translate.request import ConverseCall, ModelOptions, openai_to_converse_request
 from gateway.translate.request_cache import MAX_CACHE_POINTS
+from tests.translate.wire import to_wire
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "request"
 CASES = sorted(path.name.removesuffix(".openai.json") for path in GOLDEN.glob("*.openai.json"))
@@ -52,21 +53,10 @@ def _translate(case: str) -> tuple[str, ConverseCall]:
     return model_id, call
 
 
-def _wire(value: Any) -> Any:
-    """`value` as JSON, blobs as the base64 text botocore sends."""
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, dict):
-        return {key: _wire(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_wire(item) for item in value]
-    return value
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_golden(case: str, update_golden: bool) -> None:
     _, call = _translate(case)
-    actual = _wire(
+    actual = to_wire(
         {
             "request": call.request,
             "dropped": list(call.dropped),

@@ -10,7 +10,6 @@ of its documentation.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from gateway.schemas.openai import ChatCompletionRequest
 from gateway.translate.request import ConverseCall, ModelOptions, openai_to_converse_request
 from gateway.translate.response import converse_to_openai_response, openai_usage
+from tests.translate.wire import to_wire
 
 RECORDED = Path("/work/shared/fixtures/recorded")
 EPHEMERAL = {"type": "ephemeral"}
@@ -28,16 +28,6 @@ EPHEMERAL = {"type": "ephemeral"}
 def _recording(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((RECORDED / f"{name}.json").read_text(encoding="utf-8"))
     return data
-
-
-def _wire(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, dict):
-        return {key: _wire(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_wire(item) for item in value]
-    return value
 
 
 def _normalized(body: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +99,7 @@ def test_cache_points_in_system_message_and_tools_match_the_recording() -> None:
         ],
     }
     call = _translate(body, recording["request"]["model_id"])
-    assert _wire(call.request) == _normalized(wire)
+    assert to_wire(call.request) == _normalized(wire)
 
 
 def test_jpeg_with_a_cache_point_matches_the_recording() -> None:
@@ -138,7 +128,7 @@ def test_jpeg_with_a_cache_point_matches_the_recording() -> None:
         ],
     }
     call = _translate(body, recording["request"]["model_id"])
-    assert _wire(call.request) == _normalized(wire)
+    assert to_wire(call.request) == _normalized(wire)
 
 
 def test_pdf_documents_in_a_multi_turn_history_match_the_recording() -> None:
@@ -160,7 +150,7 @@ def test_pdf_documents_in_a_multi_turn_history_match_the_recording() -> None:
     call = _translate(
         {"model": "claude-3-7", "messages": messages}, recording["request"]["model_id"]
     )
-    assert _wire(call.request) == _normalized(wire)
+    assert to_wire(call.request) == _normalized(wire)
 
 
 def test_signed_reasoning_goes_back_exactly_as_bedrock_returned_it() -> None:
