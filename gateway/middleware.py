@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from gateway.errors import (
     OverloadedError,
     UpstreamError,
 )
+from gateway.ids import new_id
 from gateway.logs import ACCESS_LOGGER
 from gateway.usage.record import UsageRecord
 
@@ -93,7 +93,7 @@ class RequestMiddleware:
         # Created by the lifespan, after this middleware was built: look it up per request.
         gateway: Gateway = scope["app"].state.gateway
         started = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id") or new_id()
         path: str = scope["path"]
         billable = path in BILLABLE_ROUTES
         state = scope.setdefault("state", {})
@@ -103,7 +103,7 @@ class RequestMiddleware:
         record: UsageRecord | None = None
         if billable:
             record = UsageRecord(
-                id=uuid.uuid4().hex,
+                id=new_id(),
                 ts=datetime.now(UTC),
                 request_id=request_id,
                 route=path,

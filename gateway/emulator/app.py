@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +47,7 @@ from gateway.emulator.pacing import (
 )
 from gateway.emulator.plan import Fault
 from gateway.emulator.script import parse_invoke_script, parse_script
+from gateway.ids import new_uuid
 
 __all__ = ["BedrockEmulator", "EmulatedDisconnect", "create_emulator_app"]
 
@@ -155,7 +155,7 @@ class BedrockEmulator:
         raise ServiceError(fault.name, fault.message)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = str(uuid.uuid4()).encode("ascii")
+        request_id = new_uuid().encode("ascii")
         watch = Watch(receive)
         try:
             if not _is_signed(scope["headers"]):

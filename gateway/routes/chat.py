@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from gateway.bedrock import BedrockError, BedrockStream
 from gateway.catalog import ResolvedModel
 from gateway.errors import InvalidRequestError, PermissionDeniedError, UpstreamError
 from gateway.http import json_response, read_json, validate
+from gateway.ids import new_id
 from gateway.schemas.openai import ChatCompletionRequest
 from gateway.service import Gateway, Runtime
 from gateway.streaming import SSEResponse, estimate_tokens, wait_for_disconnect
@@ -178,7 +178,7 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
         gateway.metrics.upstream_errors.labels(candidate.metric_label, exc.name).inc()
 
     candidates = [model, *runtime.catalog.fallbacks(model)]
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    completion_id = f"chatcmpl-{new_id()}"
     created = int(time.time())
 
     if chat.stream:
