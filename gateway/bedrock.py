@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aioboto3
+import aiobotocore
 import aiohttp
+import botocore
 from aiobotocore.config import AioConfig
 from botocore.exceptions import (
     ClientError,
@@ -33,6 +36,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+import gateway
 from gateway.config import BedrockConfig
 
 __all__ = [
@@ -155,6 +159,15 @@ class _AioStream:
         self._events.close()
 
 
+def _user_agent() -> str:
+    """`bedrock-gateway/<v> aiobotocore/<v> botocore/<v> Python/<v>`: who called, in what."""
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    return (
+        f"bedrock-gateway/{gateway.__version__} aiobotocore/{aiobotocore.__version__} "
+        f"botocore/{botocore.__version__} Python/{python}"
+    )
+
+
 class AioBedrockClient:
     """`BedrockClient` over one long-lived aiobotocore client per region.
 
@@ -197,6 +210,10 @@ class AioBedrockClient:
             # ValidationException (a 400 with Bedrock's message) instead of a client-side
             # ParamValidationError, which nothing here catches (it would be a 500).
             parameter_validation=False,
+            # A fixed User-Agent, built once. botocore otherwise rebuilds and sanitises its
+            # default one twice per call (~10% of a Converse call's client CPU in profiles),
+            # and this one tells an operator reading CloudTrail that the gateway called.
+            user_agent=_user_agent(),
         )
         regions = {r or self._default_region for r in self._wanted_regions}
         try:
