@@ -253,19 +253,35 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
 
 async def _while_connected(receive: Receive, work: Awaitable[T]) -> T:
     """`work`, cancelled as soon as the client disconnects: no Bedrock time, retries or
-    fallbacks for an answer nobody will read. (Streams watch for this in `SSEResponse`.)"""
-    task = asyncio.ensure_future(work)
+    fallbacks for an answer nobody will read. (Streams watch for this in `SSEResponse`.)
+
+    The work runs in this task and one watcher task cancels it if the client leaves, the
+    shape of `asyncio.timeout`: one task a request instead of racing two.
+    """
+    handler = asyncio.current_task()
+    assert handler is not None, "called outside a task"
+    client_left = finished = False
+
+    def on_watcher_done(watcher: asyncio.Future[None]) -> None:
+        nonlocal client_left
+        if watcher.cancelled():
+            return
+        watcher.exception()  # a failing receive() too means nobody is reading any more
+        if not finished:
+            client_left = True
+            handler.cancel()
+
     watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+    watcher.add_done_callback(on_watcher_done)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if client_left and handler.uncancel() == 0:
+            raise ClientDisconnect() from None
+        raise  # we are being cancelled ourselves
     finally:
+        finished = True
         watcher.cancel()
-        if not task.done():  # the client left, or we are being cancelled ourselves
-            task.cancel()
-            await asyncio.wait((task,))
-    if task.cancelled():
-        raise ClientDisconnect()
-    return task.result()
 
 
 async def _fetch_images(
