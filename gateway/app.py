@@ -39,6 +39,7 @@ from gateway.routes.embeddings import embeddings
 from gateway.routes.health import healthz, metrics, readyz
 from gateway.routes.models import get_model, list_models
 from gateway.routes.usage import usage_report
+from gateway.routing import DirectRoutes
 from gateway.service import Gateway, Runtime
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.store import UsageStore, open_store
@@ -143,9 +144,9 @@ def create_app(
             finally:
                 gateway.ready = False
 
+    direct = {"/v1/chat/completions": chat_completions, "/v1/embeddings": embeddings}
     routes = [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in direct.items()),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/v1/usage", usage_report, methods=["GET"]),
@@ -160,6 +161,7 @@ def create_app(
         middleware=[
             Middleware(RequestMiddleware),
             Middleware(AuthMiddleware, public_paths=lambda: public_paths),
+            Middleware(DirectRoutes, routes=direct),
         ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
