@@ -10,6 +10,7 @@ ordinary HTTP error with the right status, or a retry, or a fallback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
@@ -91,6 +92,15 @@ def _options(runtime: Runtime, model: ResolvedModel) -> ModelOptions:
     )
 
 
+_NO_DEADLINE = contextlib.nullcontext()
+
+
+def _deadline(timeout_s: float | None) -> contextlib.AbstractAsyncContextManager[object]:
+    """`asyncio.timeout(timeout_s)`, or nothing at all for a model without a deadline
+    (most of them): a Timeout object also looks up the loop and the current task."""
+    return _NO_DEADLINE if timeout_s is None else asyncio.timeout(timeout_s)
+
+
 @dataclass(slots=True)
 class _OpenStream:
     """A ConverseStream read up to its first content event."""
@@ -108,7 +118,7 @@ async def _open_stream(gateway: Gateway, model: ResolvedModel, call: ConverseCal
         # The deadline covers the call itself: a Bedrock that never sends its response
         # headers has not sent a first token either (outside it, such a stream waited for
         # the read timeout, minutes, instead of falling back).
-        async with asyncio.timeout(timeout_s):
+        async with _deadline(timeout_s):
             upstream = await gateway.bedrock.converse_stream(
                 model.bedrock_id, call.request, region=model.region
             )
@@ -132,7 +142,7 @@ async def _converse(gateway: Gateway, model: ResolvedModel, call: ConverseCall) 
     timeout_s = model.config.ttft_timeout_s if model.config else None
     try:
         # Without a stream the whole answer is the first token the client sees.
-        async with asyncio.timeout(timeout_s):
+        async with _deadline(timeout_s):
             return await gateway.bedrock.converse(
                 model.bedrock_id, call.request, region=model.region
             )

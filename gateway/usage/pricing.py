@@ -134,6 +134,9 @@ def _parse_model_id(model_id: str) -> _ModelRef:
     return _ModelRef(model_id, None)
 
 
+_MEMO_MAX = 4096
+
+
 class PriceBook:
     """Prices every request of one config; cheap to build, rebuilt on each reload."""
 
@@ -156,9 +159,27 @@ class PriceBook:
             if model.pricing is not None:
                 self._by_bedrock_id.setdefault(model.bedrock_id, model)
         self._warned: set[tuple[str, str]] = set()
+        self._memo: dict[tuple[str | None, str | None], Price | None] = {}
 
     def price(self, *, model: str | None, bedrock_model_id: str | None) -> Price | None:
-        """The price per 1,000 tokens for a request, or None if nothing is known."""
+        """The price per 1,000 tokens for a request, or None if nothing is known.
+
+        Remembered per (name, model id): every request asks, and the answer depends only
+        on the config this book was built from (a reload builds a new book). The pairs
+        come from the model catalogue, so the memo stays small; it stops growing at
+        `_MEMO_MAX` all the same.
+        """
+        key = (model, bedrock_model_id)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        found = self._look_up(model, bedrock_model_id)
+        if len(self._memo) < _MEMO_MAX:
+            self._memo[key] = found
+        return found
+
+    def _look_up(self, model: str | None, bedrock_model_id: str | None) -> Price | None:
         entry = self._config_entry(model, bedrock_model_id)
         model_id = bedrock_model_id or (entry.bedrock_id if entry is not None else None)
         bundled = self._bundled(model_id) if model_id is not None else None

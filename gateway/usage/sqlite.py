@@ -106,7 +106,8 @@ _SUMS = (
 
 def _ts_text(value: datetime) -> str:
     # Fixed width, so that text order is time order and substr(ts, 1, 10) is the UTC day.
-    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # isoformat with a timespec always has the microseconds (strftime is ~5x slower).
+    return as_utc(value).isoformat(sep=" ", timespec="microseconds")[:26]
 
 
 def _row(record: UsageRecord) -> tuple[Any, ...]:

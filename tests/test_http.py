@@ -1,0 +1,45 @@
+"""`gateway.http.read_json`: size and nesting limits on request bodies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.requests import Request
+from starlette.types import Message
+
+from gateway.errors import InvalidRequestError, PayloadTooLargeError
+from gateway.http import MAX_NESTING, read_json
+
+
+def read(body: bytes, limit: int = 1_000_000) -> object:
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    return asyncio.run(read_json(Request(scope, receive), limit))
+
+
+def nested(depth: int) -> bytes:
+    return b'{"a":' * (depth - 1) + b"[1]" + b"}" * (depth - 1)
+
+
+def test_a_body_nested_to_the_limit_is_read() -> None:
+    assert isinstance(read(nested(MAX_NESTING)), dict)
+
+
+def test_one_level_deeper_is_a_400_that_says_so() -> None:
+    with pytest.raises(InvalidRequestError, match=f"nested more than {MAX_NESTING} levels"):
+        read(nested(MAX_NESTING + 1))
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = "{[" * (MAX_NESTING * 4)
+    assert read(b'{"messages": [{"content": "' + text.encode() + b'"}]}') == {
+        "messages": [{"content": text}]
+    }
+
+
+def test_a_body_over_the_limit_is_a_413() -> None:
+    with pytest.raises(PayloadTooLargeError):
+        read(b'{"a": "' + b"x" * 100 + b'"}', limit=50)
