@@ -36,6 +36,15 @@ logger = logging.getLogger("gateway")
 # At most this many encoded chunks wait for the client (about a screenful of text).
 _QUEUE_CHUNKS = 64
 
+# The longest a stream's producer runs before it lets the event loop serve others. One
+# read from Bedrock can hold dozens of events, and parsing them all in one go kept every
+# other request (new streams, in particular, waiting for their first token) queued behind
+# it: under load the time to a first token was most of a stream's life. Yielding after
+# this much work bounds the wait per turn at about the number of busy streams times it.
+# Benchmark, 16 concurrent streams: first-chunk p50 81 -> 51 ms, p99 131 -> 78 ms, and
+# streams/s unchanged; 0.1 ms halved streams/s (a write per event again).
+_SLICE_S = 0.001
+
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -142,12 +151,18 @@ class SSEResponse:
     async def _produce(self, queue: asyncio.Queue[bytes | None]) -> None:
         translator = self._translator
         record = self._record
+        clock = time.perf_counter
+        slice_ends = clock() + _SLICE_S
         try:
             async for event in self._events:
                 for chunk in translator.feed(event):
                     if self._completion is not None:
                         self._collect(chunk)
                     await queue.put(encode_chunk(chunk))
+                if clock() > slice_ends:
+                    # Yield the event loop: see _SLICE_S.
+                    await asyncio.sleep(0)
+                    slice_ends = clock() + _SLICE_S
         except BedrockError as exc:
             # After the first byte the status is spent: the error becomes the last event, and
             # no [DONE] follows, so SDKs raise instead of returning a truncated answer.
