@@ -90,6 +90,9 @@ class SSEResponse:
         disconnected = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            # The first content goes out from here, not from the pump task: a new task
+            # starts a turn of the event loop later, and under load a turn is milliseconds.
+            await self._send_prefetched(send)
             pump = asyncio.ensure_future(self._pump(send))
             watcher = asyncio.ensure_future(wait_for_disconnect(receive))
             await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
@@ -111,16 +114,8 @@ class SSEResponse:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
 
-    async def _pump(self, send: Send) -> None:
-        """Send what the producer translated, everything that is waiting in one write.
-
-        When Bedrock's events arrive together (a burst, or a fast model), one write per event
-        was most of a stream's cost (a syscall each); when they arrive paced, each still goes
-        out as soon as it is translated. The queue is bounded, so a slow client slows the
-        reads from Bedrock instead of filling memory.
-        """
-        # The events read before the response started (up to the first content) go out at
-        # once, before anything else is read.
+    async def _send_prefetched(self, send: Send) -> None:
+        """The events read before the response started (up to the first content), at once."""
         chunks = [chunk for event in self._prefetched for chunk in self._translator.feed(event)]
         self._prefetched = []
         if self._completion is not None:
@@ -130,6 +125,15 @@ class SSEResponse:
         if head:
             await send({"type": "http.response.body", "body": head, "more_body": True})
             self._first_content()
+
+    async def _pump(self, send: Send) -> None:
+        """Send what the producer translated, everything that is waiting in one write.
+
+        When Bedrock's events arrive together (a burst, or a fast model), one write per event
+        was most of a stream's cost (a syscall each); when they arrive paced, each still goes
+        out as soon as it is translated. The queue is bounded, so a slow client slows the
+        reads from Bedrock instead of filling memory.
+        """
         # None in the queue marks the end of the body.
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_CHUNKS)
         producer = asyncio.ensure_future(self._produce(queue))
