@@ -21,6 +21,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from gateway.config import LoggingConfig
 
 __all__ = ["ACCESS_LOGGER", "PROMPT_FIELDS", "JsonFormatter", "configure_logging", "prompt_fields"]
@@ -57,7 +59,11 @@ class JsonFormatter(logging.Formatter):
                 data[key] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str, separators=(",", ":"))
+        try:
+            # One line per request: orjson is several times faster than json here.
+            return orjson.dumps(data, default=str).decode()
+        except (orjson.JSONEncodeError, TypeError):  # a lone surrogate, say: json escapes it
+            return json.dumps(data, default=str, separators=(",", ":"))
 
 
 class TextFormatter(logging.Formatter):
@@ -87,6 +93,14 @@ def configure_logging(config: LoggingConfig) -> None:
         logger.handlers[:] = []
         logger.propagate = True
         logger.setLevel(level)
+    # What no line of ours prints, the logging module need not find out for every record:
+    # the caller's file and line (a walk up the stack), the thread, the process id (a
+    # system call) and the multiprocessing name. The logging HOWTO's "Optimization"
+    # section names these switches; with access lines on they were a tenth of the cost.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # Our middleware writes the access line; uvicorn's would be a second, poorer one.
     logging.getLogger("uvicorn.access").disabled = True
     # botocore logs request details at debug; never let them out, even at debug level.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,20 @@ def test_log_prompts_adds_prompt_and_completion_but_never_the_key(
     assert data["prompt"] == [{"role": "user", "content": PROMPT}]
     assert data["completion"] == COMPLETION
     assert KEY not in line and sha(KEY) not in line
+
+
+def _line(**extra: object) -> dict[str, object]:
+    record = logging.LogRecord("gateway.access", logging.INFO, __file__, 1, "request", None, None)
+    record.__dict__.update(extra)
+    data: dict[str, object] = json.loads(JsonFormatter().format(record))
+    return data
+
+
+def test_json_lines_carry_any_text_a_model_can_return() -> None:
+    # A completion logged with log_prompts may hold any text, even a lone surrogate.
+    assert _line(completion="héllo ✓")["completion"] == "héllo ✓"
+    assert _line(completion="broken \ud800 pair")["completion"] == "broken \ud800 pair"
+
+
+def test_values_json_cannot_hold_are_written_as_text() -> None:
+    assert _line(cost=Decimal("0.0000123"))["cost"] == "0.0000123"
