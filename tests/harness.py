@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,3 +144,18 @@ def ledger(gateway: RunningGateway) -> list[dict[str, Any]]:
         conn.row_factory = sqlite3.Row
         rows = conn.execute("SELECT * FROM usage_records ORDER BY ts, id").fetchall()
     return [dict(row) for row in rows]
+
+
+class EventList:
+    """A `BedrockStream` over events already in hand: the whole answer in one read."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        for event in self.events:
+            yield event
+
+    async def aclose(self) -> None:
+        self.closed = True

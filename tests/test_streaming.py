@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.types import Message
 from gateway.streaming import SSEResponse
 from gateway.translate.stream import StreamTranslator
 from gateway.usage.record import UsageRecord
+from tests.harness import EventList
 
 WORDS = 2_000
 
@@ -35,24 +35,9 @@ def converse_events(words: int) -> list[dict[str, Any]]:
     ]
 
 
-class Burst:
-    """An upstream whose whole answer is already there: one read from Bedrock, many events."""
-
-    def __init__(self, events: list[dict[str, Any]]) -> None:
-        self.events = events
-        self.closed = False
-
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        for event in self.events:
-            yield event
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-
 def test_a_burst_goes_out_in_few_writes_while_other_tasks_still_run() -> None:
     events = converse_events(WORDS)
-    upstream = Burst(events[1:])
+    upstream = EventList(events[1:])  # one read from Bedrock, many events
     record = UsageRecord(id="r", ts=datetime.now(UTC), request_id="q", route="/v1/chat/completions")
     response = SSEResponse(
         upstream,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from gateway.emulator.embeddings import read_embedding_request, render_embedding
 from gateway.emulator.errors import ServiceError
 from gateway.emulator.script import default_reply
 from tests.fullpath.conftest import API_KEY, sha
+from tests.harness import EventList
 
 _BILLABLE = ("/v1/chat/completions", "/v1/embeddings")
 
@@ -55,19 +56,6 @@ FUZZ = settings(
 def _storable(text: str) -> str:
     """What a real service could send back: valid UTF-8 (no lone surrogates)."""
     return text.encode("utf-8", "replace").decode("utf-8")
-
-
-class _FakeStream:
-    def __init__(self, events: list[dict[str, Any]]) -> None:
-        self._events = events
-        self.closed = False
-
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        for event in self._events:
-            yield event
-
-    async def aclose(self) -> None:
-        self.closed = True
 
 
 class FakeBedrock:
@@ -119,10 +107,10 @@ class FakeBedrock:
 
     async def converse_stream(
         self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
-    ) -> _FakeStream:
+    ) -> EventList:
         wire = self._on_the_wire("ConverseStream", {"modelId": model_id, **request})
         reply, usage = self._answer(wire)
-        return _FakeStream(
+        return EventList(
             [
                 {"messageStart": {"role": "assistant"}},
                 {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": reply}}},
