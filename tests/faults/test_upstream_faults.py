@@ -111,7 +111,10 @@ def test_throttling_storm_with_a_fallback_is_served(launch: Launch, recovery: Re
             assert outcome.events()[-1] == "[DONE]"
         else:
             assert json.loads(outcome.body)["usage"]["prompt_tokens"] == 10 + index
-    assert metric(gateway, "gateway_upstream_errors_total", model="primary") == LOAD
+    throttled = metric(
+        gateway, "gateway_upstream_errors_total", model="primary", error="ThrottlingException"
+    )
+    assert throttled == LOAD  # (a transient ConnectionError, retried, may come on top)
     rows = by_request(ledger(gateway))
     assert len(rows) == LOAD
     for index in range(LOAD):
@@ -241,8 +244,11 @@ def test_exception_frames_mid_stream(launch: Launch, recovery: Recovery) -> None
             for event in outcome.events()[:-1]
         )
         assert text == "alpha beta gamma"  # the three words before the frame
-    # Content had gone out: no retry, whatever the error.
-    assert metric(gateway, "gateway_upstream_errors_total") == LOAD
+    # Content had gone out: no retry, whatever the error. (Only the injected errors are
+    # counted: a pooled connection the emulator closed as it was reused is a transient
+    # ConnectionError, retried before the first byte, and may happen on a busy machine.)
+    injected = {name for _, name, _, _ in STREAM_ERRORS}
+    assert sum(metric(gateway, "gateway_upstream_errors_total", error=e) for e in injected) == LOAD
     rows = by_request(ledger(gateway))
     assert len(rows) == LOAD
     for index, (_, name, _, _) in enumerate(cases):
