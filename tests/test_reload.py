@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.processes import (
     BackgroundStream,
     GatewayProcess,
     GatewayProcessFactory,
+    parse_json_line,
     process_config,
     sha,
 )
@@ -49,6 +51,24 @@ def rewrite(path: Path, config: dict[str, Any] | str) -> None:
     staging = path.with_suffix(".staging")
     staging.write_text(text)
     os.replace(staging, path)
+
+
+def wait_for_lines(
+    running: GatewayProcess, message: str, count: int, *, after: int, timeout_s: float = 60
+) -> list[dict[str, Any]]:
+    """The first `count` JSON lines past `after` whose message starts with `message`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [
+            data
+            for data in map(parse_json_line, running.lines[after:])
+            if data is not None and str(data.get("message", "")).startswith(message)
+        ]
+        if len(found) >= count:
+            return found[:count]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(found)} of {count} {message!r} lines:\n{running.output()}")
+        time.sleep(0.1)
 
 
 def reload(running: GatewayProcess, message: str) -> dict[str, Any]:
@@ -104,4 +124,35 @@ def test_sighup_reloads_keys_and_refuses_a_broken_file(
 
     started = [r for r in running.records() if r["message"].startswith("Started server process")]
     assert len(started) == 1, "the gateway restarted instead of reloading"
+    assert running.stop() == 0
+
+
+def test_sighup_with_workers_restarts_each_worker_on_the_new_file(
+    tmp_path: Path, emulator: ServerThread, gateway_process: GatewayProcessFactory
+) -> None:
+    # With --workers N, SIGHUP reaches uvicorn's supervisor, which replaces the workers one
+    # by one; each new worker reads the file again (see the README on reloads).
+    config = process_config(tmp_path, emulator.url, keys=[OLD_ENTRY])
+    running = gateway_process(config, tmp_path, workers=2)
+    assert status_with(running, OLD_KEY) == 200
+    assert status_with(running, NEW_KEY) == 401
+
+    rewrite(running.config_path, {**config, "auth": {"keys": [NEW_ENTRY]}})
+    mark = running.mark()
+    running.send(signal.SIGHUP)
+    started = wait_for_lines(running, "Started server process", 2, after=mark)
+    assert len({line["message"] for line in started}) == 2, started  # two new pids
+    # Each old worker drains like on SIGTERM (still serving the old file for a moment);
+    # once both have finished, only new workers answer.
+    wait_for_lines(running, "Finished server process", 2, after=mark)
+    # Whichever worker answers, the new file rules: ten requests reach both of them.
+    assert {status_with(running, NEW_KEY) for _ in range(10)} == {200}
+    assert {status_with(running, OLD_KEY) for _ in range(10)} == {401}
+
+    # A broken file: the new worker cannot start, so the supervisor keeps the old ones.
+    rewrite(running.config_path, {**config, "modles": []})
+    mark = running.mark()
+    running.send(signal.SIGHUP)
+    wait_for_lines(running, "New child process", 1, after=mark)  # "... was not ready in time"
+    assert {status_with(running, NEW_KEY) for _ in range(10)} == {200}
     assert running.stop() == 0
