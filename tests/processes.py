@@ -149,18 +149,35 @@ class GatewayProcess:
         self, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0, timeout_s: float = 10
     ) -> dict[str, Any]:
         """The first JSON line past `after` satisfying `predicate`, waiting for it if need be."""
+        return self.wait_for_many(predicate, 1, after=after, timeout_s=timeout_s)[0]
+
+    def wait_for_many(
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        count: int,
+        *,
+        after: int = 0,
+        timeout_s: float = 10,
+    ) -> list[dict[str, Any]]:
+        """The first `count` JSON lines past `after` satisfying `predicate`, in order."""
         deadline = time.monotonic() + timeout_s
+        found: list[dict[str, Any]] = []
         seen = after
         with self._changed:
             while True:
                 for line in self.lines[seen:]:
                     data = parse_json_line(line)
                     if data is not None and predicate(data):
-                        return data
+                        found.append(data)
+                        if len(found) == count:
+                            return found
                 seen = len(self.lines)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"no such log line within {timeout_s} s:\n{self.output()}")
+                    raise AssertionError(
+                        f"{len(found)} of {count} such log lines within {timeout_s} s:\n"
+                        f"{self.output()}"
+                    )
                 self._changed.wait(remaining)
 
     def send(self, signum: signal.Signals) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from tests.processes import (
     BackgroundStream,
     GatewayProcess,
     GatewayProcessFactory,
-    parse_json_line,
     process_config,
     sha,
 )
@@ -54,21 +52,15 @@ def rewrite(path: Path, config: dict[str, Any] | str) -> None:
 
 
 def wait_for_lines(
-    running: GatewayProcess, message: str, count: int, *, after: int, timeout_s: float = 60
+    running: GatewayProcess, message: str, count: int, *, after: int
 ) -> list[dict[str, Any]]:
     """The first `count` JSON lines past `after` whose message starts with `message`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = [
-            data
-            for data in map(parse_json_line, running.lines[after:])
-            if data is not None and str(data.get("message", "")).startswith(message)
-        ]
-        if len(found) >= count:
-            return found[:count]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{len(found)} of {count} {message!r} lines:\n{running.output()}")
-        time.sleep(0.1)
+    return running.wait_for_many(
+        lambda line: str(line.get("message", "")).startswith(message),
+        count,
+        after=after,
+        timeout_s=60,
+    )
 
 
 def reload(running: GatewayProcess, message: str) -> dict[str, Any]:
