@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -61,6 +62,9 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
+_APP = "gateway.app:app_from_environment"
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -77,19 +81,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully; with the
     # default handler that would kill us with status 143. A finished drain is a clean exit.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": uvicorn_log_config(),
+        "access_log": False,
+        "timeout_graceful_shutdown": int(config.server.graceful_shutdown_s),
+        "proxy_headers": False,
+        "server_header": False,
+    }
     try:
-        uvicorn.run(
-            "gateway.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=uvicorn_log_config(),
-            access_log=False,
-            timeout_graceful_shutdown=int(config.server.graceful_shutdown_s),
-            proxy_headers=False,
-            server_header=False,
-        )
+        if workers > 1:
+            from gateway.workers import serve_workers
+
+            serve_workers(uvicorn.Config(_APP, **options))
+        else:
+            uvicorn.run(_APP, **options)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

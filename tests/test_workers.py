@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -76,6 +77,30 @@ def parent_of(pid: int) -> int:
     """The parent pid, from /proc (Linux): field 4 of `stat`, after the command name."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def tcp_sockets(port: int, state: str) -> set[int]:
+    """Inodes of the TCP sockets on local `port` in `state` ("0A" listening, "01"
+    established), from /proc/net/tcp and tcp6 (Linux)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                    inodes.add(int(fields[9]))
+    return inodes
+
+
+def owned_sockets(pid: int, inodes: set[int]) -> set[int]:
+    """Which of `inodes` the process `pid` holds open."""
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                held.add(int(target[8:-1]))
+    return held & inodes
 
 
 @pytest.fixture
@@ -203,3 +228,57 @@ def test_serve_gives_several_workers_a_fresh_metrics_directory(
         assert metric_sums(running.url)["gateway_requests_total"] == 6
     assert running.stop() == 0
     assert not created.exists()
+
+
+def test_each_worker_listens_itself_and_a_burst_of_connections_is_spread(
+    tmp_path: Path,
+    emulator: ServerThread,
+    gateway_process: GatewayProcessFactory,
+    metrics_dir: Path,
+) -> None:
+    """With one shared socket, the worker that woke first accepted every connection
+    waiting: a client opening its pool at once (wrk, a warming connection pool) often
+    landed all of it on one worker. Each worker has its own SO_REUSEPORT listener now,
+    and the kernel spreads the connections before any worker runs."""
+    keys = [{"id": "app1", "key_sha256": sha(KEY), "team": "search"}]
+    config = process_config(tmp_path, emulator.url, keys=keys)
+    running = gateway_process(
+        config, tmp_path, workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    )
+    port = config["server"]["port"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # ready means one worker is; wait for both
+        workers = live_pids(metrics_dir)
+        listeners = tcp_sockets(port, "0A")
+        owned = {pid: owned_sockets(pid, listeners) for pid in workers}
+        if len(workers) == 2 and all(owned.values()):
+            break
+        time.sleep(0.05)
+    assert all(len(held) == 1 for held in owned.values()), owned
+    assert len(listeners) == 2 and set().union(*owned.values()) == listeners
+
+    # 32 connections made while neither worker can run; then both go on.
+    clients: list[socket.socket] = []
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        for _ in range(32):
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+    finally:
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            accepted = tcp_sockets(port, "01")
+            share = {pid: len(owned_sockets(pid, accepted)) for pid in workers}
+            if sum(share.values()) == 32:
+                break
+            time.sleep(0.05)
+        assert sum(share.values()) == 32, share
+        # Hashing 32 connections over two listeners: fewer than 4 on one is a 1-in-10^6 event.
+        assert min(share.values()) >= 4, share
+    finally:
+        for client in clients:
+            client.close()
+    assert running.stop() == 0
