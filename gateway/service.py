@@ -24,6 +24,7 @@ from gateway.limits import Admission, Limiter
 from gateway.logs import prompt_fields
 from gateway.metrics import Metrics
 from gateway.middleware import access_fields, access_logger
+from gateway.scheduling import SliceLane
 from gateway.upstream import RetryPolicy
 from gateway.usage.pricing import PriceBook
 from gateway.usage.record import UsageRecord
@@ -76,6 +77,8 @@ class Gateway:
         self.limiter = limiter
         self.images = images
         self.config_path = config_path
+        # Where busy streams wait between slices of their work (`gateway.scheduling`).
+        self.stream_lane = SliceLane()
         self.max_concurrent = runtime.config.server.max_concurrent_requests
         self.retry_policy = RetryPolicy(max_attempts=runtime.config.bedrock.retries.max_attempts)
         self.inflight_billable = 0

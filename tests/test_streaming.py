@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import Message
 
+from gateway import streaming
+from gateway.scheduling import SliceLane
 from gateway.streaming import SSEResponse
 from gateway.translate.stream import StreamTranslator
 from gateway.usage.record import UsageRecord
@@ -35,30 +38,39 @@ def converse_events(words: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_a_burst_goes_out_in_few_writes_while_other_tasks_still_run() -> None:
-    events = converse_events(WORDS)
-    upstream = EventList(events[1:])  # one read from Bedrock, many events
+def sse_response(
+    upstream: EventList, first: dict[str, Any], lane: SliceLane
+) -> tuple[SSEResponse, UsageRecord]:
     record = UsageRecord(id="r", ts=datetime.now(UTC), request_id="q", route="/v1/chat/completions")
     response = SSEResponse(
         upstream,
         aiter(upstream),
         StreamTranslator(completion_id="chatcmpl-1", model="m", created=0, include_usage=True),
-        prefetched=events[:1],
+        prefetched=[first],
+        lane=lane,
         record=record,
         started=0.0,
         headers={},
         estimate_input_tokens=lambda: 0,
     )
+    return response, record
+
+
+async def never_disconnects() -> Message:
+    await asyncio.Event().wait()
+    raise AssertionError
+
+
+def test_a_burst_goes_out_in_few_writes_while_other_tasks_still_run() -> None:
+    events = converse_events(WORDS)
+    upstream = EventList(events[1:])  # one read from Bedrock, many events
+    response, record = sse_response(upstream, events[0], SliceLane())
     writes: list[bytes] = []
     turns = 0
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.body":
             writes.append(message["body"])
-
-    async def receive() -> Message:
-        await asyncio.Event().wait()  # the client never leaves
-        raise AssertionError
 
     async def other_request() -> None:
         nonlocal turns
@@ -68,7 +80,7 @@ def test_a_burst_goes_out_in_few_writes_while_other_tasks_still_run() -> None:
 
     async def main() -> None:
         ticker = asyncio.ensure_future(other_request())
-        await response({"type": "http"}, receive, send)
+        await response({"type": "http"}, never_disconnects, send)
         ticker.cancel()
 
     asyncio.run(main())
@@ -87,3 +99,50 @@ def test_a_burst_goes_out_in_few_writes_while_other_tasks_still_run() -> None:
     # ... and yet the burst was not cut into a write per slice: the writer held back until
     # the producer went idle, or until it held 64 KiB.
     assert len(writes) <= 2 + len(body) // (64 * 1024)
+
+
+class CountedEvents(EventList):
+    """An EventList that counts the events its stream has taken so far."""
+
+    taken = 0
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        for event in self.events:
+            CountedEvents.taken += 1
+            yield event
+
+
+def test_a_new_request_goes_ahead_of_the_bursts_of_busy_streams(monkeypatch: Any) -> None:
+    # Every event a slice of its own, so that slices can be counted instead of timed.
+    monkeypatch.setattr(streaming, "_SLICE_S", 0.0)
+    busy, probe_turns = 8, 5
+    lane = SliceLane()
+
+    async def send(message: Message) -> None:
+        pass
+
+    async def main() -> int:
+        events = converse_events(200)
+        streams = []
+        for _ in range(busy):
+            response, _ = sse_response(CountedEvents(events[1:]), events[0], lane)
+            streams.append(
+                asyncio.ensure_future(response({"type": "http"}, never_disconnects, send))
+            )
+        for _ in range(100):  # until all of them are mid-burst
+            if len(lane) == busy:
+                break
+            await asyncio.sleep(0)
+        # A request starting now needs a few turns of the loop before its first token.
+        before = CountedEvents.taken
+        for _ in range(probe_turns):
+            await asyncio.sleep(0)
+        during = CountedEvents.taken - before
+        await asyncio.gather(*streams)
+        return during
+
+    during = asyncio.run(main())
+    # With `sleep(0)` between slices every busy stream ran one in each of those turns
+    # (8 x 5 = 40 events); through the lane, about one stream per turn did.
+    assert during <= probe_turns + 1, during
+    assert CountedEvents.taken == busy * (len(converse_events(200)) - 1)

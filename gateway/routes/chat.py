@@ -216,6 +216,7 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
             opened.events,
             translator,
             prefetched=opened.prefetched,
+            lane=gateway.stream_lane,
             record=record,
             started=request.state.started,
             headers=_headers(used, call),
