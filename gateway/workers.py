@@ -21,7 +21,8 @@ import logging
 import os
 import signal
 import socket
-from typing import Any
+import sys
+from typing import Any, TypeVar
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -30,10 +31,16 @@ __all__ = ["serve_workers"]
 
 logger = logging.getLogger("uvicorn.error")
 
+_S = TypeVar("_S", bound=socket.socket)
+
 
 def serve_workers(config: uvicorn.Config) -> None:
     """Run `config.workers` processes until SIGTERM/SIGINT; see the module docstring."""
-    holder = _PerWorkerListener.reserve(config.host, config.port)
+    try:
+        holder = _PerWorkerListener.reserve(config.host, config.port)
+    except OSError as exc:  # as uvicorn does for one worker: say it, no traceback
+        logger.error("cannot listen on %s:%d: %s", config.host, config.port, exc)
+        sys.exit(1)
     host, port = holder.getsockname()[:2]
     logger.info("Listening on http://%s:%d with %d workers", host, port, config.workers)
     try:
@@ -53,14 +60,7 @@ class _PerWorkerListener(socket.socket):
     @classmethod
     def reserve(cls, host: str, port: int) -> _PerWorkerListener:
         family, address = _resolve(host, port)
-        sock = cls(family, socket.SOCK_STREAM)
-        try:
-            _share_address(sock)
-            sock.bind(address)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+        return _bind_shared(cls(family, socket.SOCK_STREAM), address)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_worker_listener, (self.family, self.getsockname()))
@@ -68,19 +68,19 @@ class _PerWorkerListener(socket.socket):
 
 def _worker_listener(family: socket.AddressFamily, address: tuple[Any, ...]) -> socket.socket:
     """Runs in the worker, while its arguments are unpickled."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    return _bind_shared(socket.socket(family, socket.SOCK_STREAM), address)
+
+
+def _bind_shared(sock: _S, address: tuple[Any, ...]) -> _S:
+    """`sock` bound to `address` with SO_REUSEPORT (closed again if that fails)."""
     try:
-        _share_address(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except BaseException:
         sock.close()
         raise
     return sock
-
-
-def _share_address(sock: socket.socket) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 
 
 def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:

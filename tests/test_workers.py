@@ -282,3 +282,19 @@ def test_each_worker_listens_itself_and_a_burst_of_connections_is_spread(
         for client in clients:
             client.close()
     assert running.stop() == 0
+
+
+def test_a_port_in_use_stops_serve_at_once_with_the_reason(
+    tmp_path: Path, emulator: ServerThread
+) -> None:
+    keys = [{"id": "app1", "key_sha256": sha(KEY), "team": "search"}]
+    config = process_config(tmp_path, emulator.url, keys=keys)
+    with socket.create_server(("127.0.0.1", config["server"]["port"])):  # someone else's
+        running = GatewayProcess.start(config, tmp_path, workers=2)
+        try:
+            assert running.process.wait(timeout=60) == 1
+        finally:
+            running.kill()
+    (line,) = [r for r in running.records() if r["level"] == "error"]
+    assert line["message"].startswith(f"cannot listen on 127.0.0.1:{config['server']['port']}")
+    assert "Traceback" not in running.output()
