@@ -64,6 +64,9 @@ class BedrockConfig(_Strict):
     connect_timeout_s: PositiveFloat = 5
     read_timeout_s: PositiveFloat = 300
     retries: RetriesConfig = RetriesConfig()
+    # Not in the contract: "gateway" sends aiobotocore's signed requests over our own
+    # HTTP/1.1 pool (`gateway.transport`); "aiohttp" keeps aiobotocore's default session.
+    http_client: Literal["gateway", "aiohttp"] = "gateway"
 
 
 class PricingConfig(_Strict):
