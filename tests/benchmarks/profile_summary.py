@@ -6,7 +6,7 @@
 first, frames separated by `;`, then the sample count. This prints:
 
 * the share of samples per area (uvicorn/httptools, starlette, our middleware, pydantic,
-  translation, botocore, aiohttp, json, metrics, usage, logging, ...), twice: by the
+  translation, botocore, the HTTP client, json, metrics, usage, logging, ...), twice: by the
   innermost frame that belongs to a known area ("self": who does the work; standard
   library frames such as `hmac` or `copy` count for the package that called them), and
   by any frame in the stack ("cumulative": what the work was done for);
@@ -53,6 +53,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("gateway: routes", "gateway/routes/"),
     ("gateway: limits", "gateway/limits/"),
     ("gateway: upstream.py", "gateway/upstream.py"),
+    ("HTTP transport (gateway/transport)", "gateway/transport/"),
     ("gateway: other", "gateway/"),
     ("aiobotocore: parse", "aiobotocore/parsers.py"),
     ("aiobotocore: eventstream", "aiobotocore/eventstream.py"),
@@ -153,8 +154,9 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("aiobotocore", "botocore + aiobotocore (serialize, sign, hooks, send, parse)"),
     ("botocore", "botocore + aiobotocore (serialize, sign, hooks, send, parse)"),
     ("openssl", "botocore + aiobotocore (serialize, sign, hooks, send, parse)"),
-    ("aiohttp", "aiohttp (HTTP client to Bedrock)"),
-    ("multidict", "aiohttp (HTTP client to Bedrock)"),
+    ("HTTP transport", "HTTP client to Bedrock (gateway/transport, or aiohttp)"),
+    ("aiohttp", "HTTP client to Bedrock (gateway/transport, or aiohttp)"),
+    ("multidict", "HTTP client to Bedrock (gateway/transport, or aiohttp)"),
     ("json", "json encoding/decoding"),
     ("metrics", "metrics (prometheus)"),
     ("usage", "usage recording"),

@@ -102,6 +102,7 @@ class Settings:
     profile_dir: Path | None
     keep: bool
     quick: bool
+    http_client: str = "gateway"
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -130,6 +131,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="after the measured runs, record py-spy profiles of the 1-worker gateway in DIR",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--http-client",
+        choices=("gateway", "aiohttp"),
+        default="gateway",
+        help="bedrock.http_client of the gateway and the pass-through (an A/B of the two)",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     duration = args.duration if args.duration is not None else (1.0 if quick else 10.0)
@@ -151,6 +158,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         profile_dir=args.profile,
         keep=bool(args.keep),
         quick=quick,
+        http_client=args.http_client,
     )
 
 
@@ -552,11 +560,17 @@ class Bodies:
         return cls(**paths)
 
 
-def gateway_config(workdir: Path, port: int, emulator_url: str, tag: str) -> Path:
+def gateway_config(
+    workdir: Path, port: int, emulator_url: str, tag: str, http_client: str = "gateway"
+) -> Path:
     """A config with everything on: one key, SQLite usage, metrics, warning-level logs."""
     config = {
         "server": {"host": HOST, "port": port, "graceful_shutdown_s": 1},
-        "bedrock": {"region": "us-east-1", "endpoint_url": emulator_url},
+        "bedrock": {
+            "region": "us-east-1",
+            "endpoint_url": emulator_url,
+            "http_client": http_client,
+        },
         "models": [
             {
                 "name": MODEL_NAME,
@@ -600,11 +614,13 @@ def start_emulator(workdir: Path, env: dict[str, str]) -> tuple[Server, int]:
     return server, port
 
 
-def start_passthrough(workdir: Path, env: dict[str, str], emulator_url: str) -> tuple[Server, int]:
+def start_passthrough(
+    workdir: Path, env: dict[str, str], emulator_url: str, http_client: str = "gateway"
+) -> tuple[Server, int]:
     port = free_port()
     argv = [
         sys.executable, "-m", "tests.benchmarks.passthrough", "--port", str(port),
-        "--endpoint-url", emulator_url,
+        "--endpoint-url", emulator_url, "--http-client", http_client,
     ]  # fmt: skip
     server = Server("passthrough", argv, env, workdir)
     body = json.dumps({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}).encode()
@@ -613,11 +629,15 @@ def start_passthrough(workdir: Path, env: dict[str, str], emulator_url: str) -> 
 
 
 def start_gateway(
-    workdir: Path, env: dict[str, str], emulator_url: str, workers: int
+    workdir: Path,
+    env: dict[str, str],
+    emulator_url: str,
+    workers: int,
+    http_client: str = "gateway",
 ) -> tuple[Server, int, Path]:
     port = free_port()
     tag = f"{workers}w"
-    config = gateway_config(workdir, port, emulator_url, tag)
+    config = gateway_config(workdir, port, emulator_url, tag, http_client)
     env = dict(env)
     if workers > 1:
         metrics_dir = workdir / f"metrics-{tag}"
@@ -739,7 +759,9 @@ def measure_gateway(
     results: Results,
 ) -> GatewayRun:
     run = GatewayRun(workers)
-    server, port, db = start_gateway(workdir, env, f"http://{HOST}:{emulator_port}", workers)
+    server, port, db = start_gateway(
+        workdir, env, f"http://{HOST}:{emulator_port}", workers, settings.http_client
+    )
     gateway_url = f"http://{HOST}:{port}/v1/chat/completions"
     auth = f"Bearer {API_KEY}"
     meter = {"gateway": server, "emulator": emulator}
@@ -974,7 +996,7 @@ def run_all(settings: Settings) -> Results:
             )
         )
 
-        passthrough, pt_port = start_passthrough(workdir, env, emulator_url)
+        passthrough, pt_port = start_passthrough(workdir, env, emulator_url, settings.http_client)
         servers.append(passthrough)
         pt_url = f"http://{HOST}:{pt_port}/passthrough"
         say("pass-through: warm-up and non-streaming")
@@ -1215,7 +1237,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"# bedrock-gateway benchmark ({'quick' if settings.quick else 'full'}), "
-        f"{describe_machine()}, {settings.duration:.0f} s per run, "
+        f"{describe_machine()}, bedrock.http_client {settings.http_client}, "
+        f"{settings.duration:.0f} s per run, "
         f"{time.monotonic() - started:.0f} s in all"
     )
     print_table(rows)
