@@ -230,6 +230,48 @@ async def test_a_cancelled_call_hangs_up_and_frees_its_slot() -> None:
         assert server.accepted == 2
 
 
+async def test_a_caller_cancelled_while_queued_for_a_connection_leaks_no_slot() -> None:
+    release = asyncio.Event()
+
+    async def held(exchange: Exchange) -> None:
+        await release.wait()
+        exchange.writer.write(CONVERSE_ANSWER)
+
+    async with ScriptedServer(held) as server, client_for(server, max_connections=1) as client:
+        first = asyncio.create_task(client.converse(MODEL_ID, REQUEST))
+        await asyncio.sleep(0.05)  # the only connection is busy with `first`
+        queued = [asyncio.create_task(client.converse(MODEL_ID, REQUEST)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        for task in queued:
+            task.cancel()
+        release.set()
+        assert (await asyncio.wait_for(first, 5))["stopReason"] == "end_turn"
+        for task in queued:
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        # The connection went back to the pool, not to a caller who had left.
+        answer = await asyncio.wait_for(client.converse(MODEL_ID, REQUEST), 5)
+        assert answer["stopReason"] == "end_turn"
+        assert server.accepted == 1
+
+
+async def test_closing_the_client_fails_the_calls_in_flight_at_once() -> None:
+    async def silent(exchange: Exchange) -> None:
+        await asyncio.sleep(30)
+
+    async with ScriptedServer(silent) as server:
+        client = client_for(server, max_connections=1)
+        await client.__aenter__()
+        in_flight = asyncio.create_task(client.converse(MODEL_ID, REQUEST))
+        queued = asyncio.create_task(client.converse(MODEL_ID, REQUEST))
+        await asyncio.sleep(0.05)
+        await client.__aexit__(None, None, None)
+        for task in (in_flight, queued):
+            with pytest.raises(BedrockError) as caught:
+                await asyncio.wait_for(task, 5)
+            assert caught.value.name == "ConnectionError"
+
+
 def _stream_answer(texts: list[str]) -> bytes:
     frames = [event_frame("messageStart", b'{"role":"assistant"}')]
     for text in texts:
