@@ -173,8 +173,8 @@ class Connection(asyncio.Protocol):
         if reusable:
             self.idle_since = self.loop.time()
             self._on_reusable(self)
-        else:
-            self.abort()
+        elif self._transport is not None:
+            self._transport.close()  # the server asked to close: a FIN, not a reset
 
     # What the session calls.
 

@@ -168,8 +168,6 @@ class BedrockHTTPSession:
             "proxies_config": proxies_config,
             "connector_args": connector_args,
         }
-        self._verify = verify
-        self._client_cert = client_cert
         self._proxy_config = ProxyConfiguration(proxies=proxies, proxies_settings=proxies_config)
         self._proxied = bool(proxies)
         self._connect_timeout: float | None
@@ -181,7 +179,16 @@ class BedrockHTTPSession:
         self._limit = max_pool_connections
         self._socket_options = list(socket_options or ())
         self._origins: dict[tuple[str, str, int], _Origin] = {}
+        # Built now, while the client is made in the lifespan: reading the CA bundle is
+        # file I/O that the first HTTPS request would otherwise do on the event loop. A
+        # bad bundle fails the first HTTPS request, as it would with aiohttp, not start-up
+        # (the endpoint may well be plain HTTP).
         self._ssl_context: ssl.SSLContext | None = None
+        self._ssl_error: Exception | None = None
+        try:
+            self._ssl_context = _tls_context(verify, client_cert)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._ssl_error = exc
         self._fallback: AIOHTTPSession | None = None
         self._closed = False
 
@@ -251,7 +258,12 @@ class BedrockHTTPSession:
         key = (scheme, host, port)
         origin = self._origins.get(key)
         if origin is None:
-            context = self._tls_context() if scheme == "https" else None
+            context = None
+            if scheme == "https":
+                if self._ssl_context is None:
+                    url = f"https://{host}:{port}"
+                    raise SSLError(endpoint_url=url, error=self._ssl_error)
+                context = self._ssl_context
             origin = self._origins[key] = _Origin(host, port, context, self._limit)
         return origin
 
@@ -331,11 +343,6 @@ class BedrockHTTPSession:
             raise
         origin.adopt(connection)
         return connection
-
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            self._ssl_context = _tls_context(self._verify, self._client_cert)
-        return self._ssl_context
 
     def _aiohttp(self) -> AIOHTTPSession:
         if self._fallback is None:

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from gateway.bedrock import BedrockError
-from tests.transport.scripted import MODEL_ID, REQUEST, ScriptedServer, client_for
+from gateway.bedrock import AioBedrockClient, BedrockError
+from gateway.config import BedrockConfig
+from tests.servers import free_port
+from tests.transport.scripted import MODEL_ID, REQUEST, ScriptedServer, _Credentials, client_for
 
 pytestmark = pytest.mark.skipif(
     shutil.which("openssl") is None, reason="needs the openssl command to make certificates"
@@ -86,3 +88,14 @@ async def test_a_certificate_that_does_not_check_out_is_refused(
             assert caught.value.name == "ConnectionError"
             assert isinstance(caught.value.__cause__.__cause__, ssl.SSLError)  # type: ignore[union-attr]
         assert server.received == []
+
+
+async def test_a_ca_bundle_that_cannot_be_read_fails_https_calls_not_start_up(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    config = BedrockConfig(region="us-east-1", endpoint_url=f"https://127.0.0.1:{free_port()}")
+    async with AioBedrockClient(config, credentials=_Credentials()) as client:
+        with pytest.raises(BedrockError) as caught:
+            await client.converse(MODEL_ID, REQUEST)
+        assert caught.value.name == "ConnectionError"
