@@ -158,9 +158,6 @@ class Response:
         self._chunks.clear()
         self._buffered = 0
 
-    def release(self) -> None:
-        self.close()
-
     async def __aenter__(self) -> Response:
         return self
 
