@@ -85,9 +85,6 @@ class Connection(asyncio.Protocol):
             self._fail(ConnectionClosedError(endpoint_url=self._url(), error=exc))
             self.abort()
 
-    def eof_received(self) -> bool:
-        return False  # close our side too
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timer()
@@ -104,14 +101,6 @@ class Connection(asyncio.Protocol):
                 )
         if self.on_lost is not None:
             self.on_lost(self)
-
-    def pause_writing(self) -> None:
-        # The request is written once and the answer awaited; the transport buffers the
-        # rest of a large body (an image) without our help.
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # httptools callbacks
 
@@ -196,6 +185,8 @@ class Connection(asyncio.Protocol):
         self._last_activity = self.loop.time()
         if read_timeout is not None:
             self._timer = self.loop.call_at(self._last_activity + read_timeout, self._on_timer)
+        # Written once and not drained: the answer is awaited anyway, and the transport
+        # buffers what the socket cannot take yet (a large image) without our help.
         if len(body) <= 65536:
             transport.write(head + body)
         else:
