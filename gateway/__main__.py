@@ -94,7 +94,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     }
     try:
         if workers > 1:
-            from gateway.workers import serve_workers
+            from gateway.server.workers import serve_workers
 
             serve_workers(uvicorn.Config(_APP, **options))
         else:

@@ -26,21 +26,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.bedrock import AioBedrockClient, BedrockClient, StaticCredentials
+from gateway.bedrock.client import AioBedrockClient, BedrockClient, StaticCredentials
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, NotFoundError
-from gateway.http import json_response
-from gateway.images import ImageFetcher
+from gateway.images.fetcher import ImageFetcher
 from gateway.limits import Limiter, open_counter_store
 from gateway.metrics import Metrics
-from gateway.middleware import AuthMiddleware, RequestMiddleware
-from gateway.routes.chat import chat_completions
-from gateway.routes.embeddings import embeddings
-from gateway.routes.health import healthz, metrics, readyz
-from gateway.routes.models import get_model, list_models
-from gateway.routes.usage import usage_report
-from gateway.routing import DirectRoutes
-from gateway.service import Gateway, Runtime
+from gateway.pipeline.runtime import Gateway, Runtime
+from gateway.server.bodies import json_response
+from gateway.server.dispatch import DirectRoutes
+from gateway.server.middleware import AuthMiddleware, RequestMiddleware
+from gateway.surfaces.health import healthz, metrics, readyz
+from gateway.surfaces.models import get_model, list_models
+from gateway.surfaces.openai_chat import chat_completions
+from gateway.surfaces.openai_embeddings import embeddings
+from gateway.surfaces.usage_report import usage_report
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.store import UsageStore, open_store
 

@@ -13,7 +13,7 @@ failure is one class with both fixed here, not chosen ad hoc in handlers:
   * PayloadTooLargeError -- 413 `invalid_request_error`, code `request_too_large`.
   * RateLimitError -- 429 `rate_limit_error`, always with `retry-after`.
   * UpstreamError -- whatever Bedrock (or the network to it) answered, mapped through
-    `gateway.translate.errors`; `bedrock_error` keeps the exception name for metrics.
+    `gateway.translate.shared.errors`; `bedrock_error` keeps the exception name for metrics.
   * OverloadedError -- 503 `server_error`: the gateway itself is at capacity.
   * InternalError -- 500 `server_error`: a bug; the message never carries Python text.
 """

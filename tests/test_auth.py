@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from gateway.auth import KeyIndex, key_from_headers
 from gateway.config import AuthConfig
+from gateway.keys.index import KeyIndex, key_from_headers
 
 
 def sha(key: str) -> str:

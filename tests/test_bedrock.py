@@ -1,4 +1,4 @@
-"""`gateway.bedrock`: what the long-lived aiobotocore client puts on the wire."""
+"""`gateway.bedrock.client`: what the long-lived aiobotocore client puts on the wire."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 import gateway
-from gateway.bedrock import AioBedrockClient
+from gateway.bedrock.client import AioBedrockClient
 from gateway.config import BedrockConfig
 from gateway.emulator.app import create_emulator_app
 from tests.servers import serve

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.catalog import ModelCatalog
+from gateway.bedrock.catalog import ModelCatalog
 from gateway.config import ModelConfig
 from gateway.errors import NotFoundError
 

@@ -1,4 +1,4 @@
-"""`gateway.http.read_json`: size and nesting limits on request bodies."""
+"""`gateway.server.bodies.read_json`: size and nesting limits on request bodies."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from gateway.errors import InvalidRequestError, PayloadTooLargeError
-from gateway.http import MAX_NESTING, read_json
+from gateway.server.bodies import MAX_NESTING, read_json
 
 
 def read(body: bytes, limit: int = 1_000_000) -> object:

@@ -21,8 +21,8 @@ import respx
 
 from gateway.config import ImagesConfig
 from gateway.errors import InvalidRequestError
-from gateway.images import MAX_REDIRECTS, ImageFetcher
-from gateway.images_guard import forbidden_reason, parse_ip_host, system_resolver
+from gateway.images.fetcher import MAX_REDIRECTS, ImageFetcher
+from gateway.images.guard import forbidden_reason, parse_ip_host, system_resolver
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(17)
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(20)
@@ -338,7 +338,7 @@ async def test_forbidden_destinations_are_refused(
 async def test_resolved_private_address_is_logged_but_not_told_to_the_client(
     make: Factory, router: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="gateway.images_guard")
+    caplog.set_level(logging.WARNING, logger="gateway.images.guard")
     message = await refused(make(), "https://internal.example/x.png")
     assert "10.0.0.5" not in message
     assert "internal.example" in caplog.text

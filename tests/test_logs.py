@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from gateway.config import GatewayConfig
 from gateway.logs import ACCESS_LOGGER, JsonFormatter
 from gateway.metrics import Metrics
-from gateway.service import Gateway, Runtime
+from gateway.pipeline.runtime import Gateway, Runtime
 from gateway.usage.record import UsageRecord
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.sqlite import SQLiteUsageStore

@@ -1,4 +1,4 @@
-"""`gateway.scheduling.SliceLane`: paused streams go one per turn, round-robin.
+"""`gateway.server.scheduling.SliceLane`: paused streams go one per turn, round-robin.
 
 The lane's promise is about turns of the event loop, so the tests count turns with a
 probe task that yields with `sleep(0)` (one step per turn, as any request does between
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.scheduling import SliceLane
+from gateway.server.scheduling import SliceLane
 
 SLICES = 20
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.sse import DONE, encode_chunk, encode_error
+from gateway.server.sse import DONE, encode_chunk, encode_error
 
 CHUNK: dict[str, Any] = {
     "id": "chatcmpl-1",

@@ -1,4 +1,4 @@
-"""`gateway.streaming.SSEResponse`: how a stream's events become writes to the client."""
+"""`gateway.server.streaming.SSEResponse`: how a stream's events become writes to the client."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 
 from starlette.types import Message
 
-from gateway import streaming
-from gateway.scheduling import SliceLane
-from gateway.streaming import SSEResponse
-from gateway.translate.stream import StreamTranslator
+from gateway.server import streaming
+from gateway.server.scheduling import SliceLane
+from gateway.server.streaming import SSEResponse
+from gateway.translate.openai_chat.stream import StreamTranslator
 from gateway.usage.record import UsageRecord
 from tests.harness import EventList
 

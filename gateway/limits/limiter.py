@@ -34,9 +34,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from gateway.auth import Principal
 from gateway.config import LimitsFields
 from gateway.errors import OverloadedError, RateLimitError
+from gateway.keys.index import Principal
 from gateway.limits.policy import (
     CounterStore,
     CounterStoreError,

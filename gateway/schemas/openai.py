@@ -1,7 +1,7 @@
 """Pydantic models of the OpenAI requests the gateway accepts: chat completions and embeddings.
 
 The models check shapes and types only; what Bedrock can honour is decided by
-`gateway.translate.request`, which names the offending parameter when it cannot. Keeping
+`gateway.translate.openai_chat.request`, which names the offending parameter when it cannot. Keeping
 the two apart lets the models stay cheap (they run once per request on the hot path: no
 validators, `Literal` discriminators so pydantic picks a union member by one key lookup)
 and keeps every Bedrock rule in one place.
@@ -26,7 +26,7 @@ Fields that are not OpenAI's, accepted because clients send them:
   definitions: Anthropic's prompt-caching marker, which Anthropic-compatible clients put
   on OpenAI-shaped requests too. The translator turns it into a Converse `cachePoint`.
 * `reasoning_content`, `reasoning_signature` and `reasoning_redacted` on assistant
-  messages: the reasoning fields our responses carry (see `gateway.translate.response`),
+  messages: the reasoning fields our responses carry (see `gateway.translate.openai_chat.response`),
   sent back so that a conversation with extended thinking can continue.
 
 `validation_error_param` (defined in `gateway.schemas.errors`, re-exported here) turns a

@@ -13,7 +13,7 @@ because a ConverseStream may last minutes. Only one timer is armed per response 
 is re-armed lazily, so the cost per chunk is one clock read.
 
 Errors are botocore's own exceptions (`ConnectionClosedError`, `ReadTimeoutError`,
-`ResponseStreamingError`), the ones botocore's retry handler and `gateway.bedrock` already
+`ResponseStreamingError`), the ones botocore's retry handler and `gateway.bedrock.client` already
 know, so nothing above the transport can tell it apart from aiobotocore's own.
 """
 

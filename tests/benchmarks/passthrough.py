@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.bedrock import AioBedrockClient
+from gateway.bedrock.client import AioBedrockClient
 from gateway.config import BedrockConfig
 
 MODEL_ID = "anthropic.claude-3-5-sonnet-20240620-v1:0"

@@ -15,7 +15,7 @@ import pytest
 import respx
 from pydantic import BaseModel
 
-from gateway.images import ImageFetcher
+from gateway.images.fetcher import ImageFetcher
 from tests.fullpath.conftest import GatewayFactory, RunningGateway, script
 
 WEATHER_TOOL: Any = {
@@ -119,7 +119,7 @@ def test_odd_tool_names_are_restored(gateway: RunningGateway) -> None:
     }
     # The emulator answers with whatever name the gateway sent to Bedrock; find it first.
     from gateway.schemas.openai import ChatCompletionRequest
-    from gateway.translate.request import openai_to_converse_request
+    from gateway.translate.openai_chat.request import openai_to_converse_request
 
     request = ChatCompletionRequest.model_validate(
         {"model": "x", "messages": [{"role": "user", "content": "hi"}], "tools": [tool]}

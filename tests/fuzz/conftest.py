@@ -5,7 +5,7 @@ Thousands of examples have to run in seconds, so the app is driven through
 recorder, limiter) exactly as under uvicorn.
 
 `FakeBedrock` is faithful where it matters for finding our bugs. Every call goes through
-botocore's serializer for bedrock-runtime, as in production (where `gateway/bedrock.py`
+botocore's serializer for bedrock-runtime, as in production (where `gateway/bedrock/client.py`
 turns botocore's client-side `parameter_validation` off): whatever that raises, the gateway
 meets in production too. Then the fake checks the request as Bedrock does on its side:
 against the same service model (lengths, ranges, patterns), as the emulator checks a
@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, settings
 from prometheus_client import CollectorRegistry
 
 from gateway.app import create_app
-from gateway.bedrock import BedrockError, InvokeResult
+from gateway.bedrock.client import BedrockError, InvokeResult
 from gateway.config import GatewayConfig
 from gateway.emulator.conversation import read_conversation
 from gateway.emulator.embeddings import read_embedding_request, render_embeddings

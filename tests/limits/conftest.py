@@ -21,8 +21,8 @@ import pytest
 import redis.asyncio
 from redis.exceptions import RedisError
 
-from gateway.auth import Principal
 from gateway.config import LimitsFields
+from gateway.keys.index import Principal
 from gateway.limits import Limiter, SpendSource
 from gateway.limits.memory import MemoryCounterStore
 from gateway.limits.policy import CounterStore

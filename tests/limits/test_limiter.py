@@ -12,9 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.auth import Principal
 from gateway.config import LimitsFields
 from gateway.errors import RateLimitError
+from gateway.keys.index import Principal
 from gateway.limits import Limiter
 from gateway.limits.policy import Blocked, Window
 from tests.limits.conftest import Clock, Stores, principal

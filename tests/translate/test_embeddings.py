@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError, UpstreamError
-from gateway.translate.embeddings import (
+from gateway.translate.openai_embeddings.invoke import (
     MAX_INPUTS,
     EmbeddingFamily,
     InvokeCall,

@@ -6,7 +6,7 @@ import botocore.session
 import pytest
 
 from gateway.errors import UpstreamError
-from gateway.translate.errors import BEDROCK_ERRORS, to_upstream_error
+from gateway.translate.shared.errors import BEDROCK_ERRORS, to_upstream_error
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from gateway.translate import images
-from gateway.translate.images import (
+from gateway.translate.shared import images
+from gateway.translate.shared.images import (
     decode_data_url,
     image_from_data_url,
     mime_image_format,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import botocore.session
 import pytest
 
-from gateway.translate.mappings import FINISH_REASONS, finish_reason
+from gateway.translate.shared.finish_reasons import FINISH_REASONS, finish_reason
 
 
 @pytest.mark.parametrize(

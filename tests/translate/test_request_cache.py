@@ -8,8 +8,12 @@ import pytest
 
 from gateway.errors import UnsupportedParameterError
 from gateway.schemas.openai import ChatCompletionRequest
-from gateway.translate.request import ConverseCall, ModelOptions, openai_to_converse_request
-from gateway.translate.request_cache import MAX_CACHE_POINTS, count_cache_points
+from gateway.translate.openai_chat.request import (
+    ConverseCall,
+    ModelOptions,
+    openai_to_converse_request,
+)
+from gateway.translate.shared.cache_points import MAX_CACHE_POINTS, count_cache_points
 
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 POINT = {"cachePoint": {"type": "default"}}

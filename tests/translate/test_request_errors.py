@@ -13,8 +13,8 @@ import pytest
 
 from gateway.errors import GatewayError, InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.openai import ChatCompletionRequest, validation_error_param
-from gateway.translate.request import openai_to_converse_request
-from gateway.translate.request_params import UNSUPPORTED_PARAMS
+from gateway.translate.openai_chat.params import UNSUPPORTED_PARAMS
+from gateway.translate.openai_chat.request import openai_to_converse_request
 
 ANTHROPIC = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 USER = {"role": "user", "content": "Hi"}

@@ -22,8 +22,12 @@ import pytest
 from botocore.validate import ParamValidator
 
 from gateway.schemas.openai import ChatCompletionRequest
-from gateway.translate.request import ConverseCall, ModelOptions, openai_to_converse_request
-from gateway.translate.request_cache import MAX_CACHE_POINTS
+from gateway.translate.openai_chat.request import (
+    ConverseCall,
+    ModelOptions,
+    openai_to_converse_request,
+)
+from gateway.translate.shared.cache_points import MAX_CACHE_POINTS
 from tests.translate.wire import to_wire
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "request"

@@ -9,14 +9,14 @@ import pytest
 
 from gateway.errors import GatewayError, InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.openai import ChatCompletionRequest
-from gateway.translate.request import (
+from gateway.translate.openai_chat.request import (
     ConverseCall,
     ModelOptions,
     UnfetchedImageError,
     openai_to_converse_request,
     remote_image_urls,
 )
-from gateway.translate.request_documents import (
+from gateway.translate.shared.documents import (
     DOCUMENT_EXTENSIONS,
     DOCUMENT_MIME_TYPES,
     DocumentNames,

@@ -9,13 +9,13 @@ import pytest
 
 from gateway.errors import GatewayError, InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.openai import ChatCompletionRequest
-from gateway.translate.request import (
+from gateway.translate.openai_chat.request import (
     DEFAULT_REASONING_BUDGETS,
     ConverseCall,
     ModelOptions,
     openai_to_converse_request,
 )
-from gateway.translate.request_reasoning import (
+from gateway.translate.shared.reasoning import (
     ANSWER_TOKENS,
     EFFORT_LEVELS,
     MIN_BUDGET_TOKENS,

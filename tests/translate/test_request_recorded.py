@@ -17,8 +17,12 @@ from typing import Any
 import pytest
 
 from gateway.schemas.openai import ChatCompletionRequest
-from gateway.translate.request import ConverseCall, ModelOptions, openai_to_converse_request
-from gateway.translate.response import converse_to_openai_response, openai_usage
+from gateway.translate.openai_chat.request import (
+    ConverseCall,
+    ModelOptions,
+    openai_to_converse_request,
+)
+from gateway.translate.openai_chat.response import converse_to_openai_response, openai_usage
 from tests.translate.wire import to_wire
 
 RECORDED = Path("/work/shared/fixtures/recorded")

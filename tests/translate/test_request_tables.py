@@ -9,8 +9,7 @@ import pytest
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.openai import ChatCompletionRequest
-from gateway.translate.request import ConverseCall, openai_to_converse_request
-from gateway.translate.request_params import (
+from gateway.translate.openai_chat.params import (
     EXTRA_BODY_PARAMS,
     IGNORED_PARAMS,
     INFERENCE_PARAMS,
@@ -20,7 +19,8 @@ from gateway.translate.request_params import (
     WHITESPACE_STOP_REFUSED,
     request_metadata,
 )
-from gateway.translate.tools import TOOL_CHOICE_MODES
+from gateway.translate.openai_chat.request import ConverseCall, openai_to_converse_request
+from gateway.translate.shared.tools import TOOL_CHOICE_MODES
 
 ANTHROPIC = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 LLAMA = "meta.llama3-1-70b-instruct-v1:0"

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from gateway.schemas.openai import ChatCompletionRequest
-from gateway.translate.request import openai_to_converse_request
-from gateway.translate.tools import ToolNames, bedrock_identifier
+from gateway.translate.openai_chat.request import openai_to_converse_request
+from gateway.translate.shared.tools import ToolNames, bedrock_identifier
 
 BEDROCK_IDENTIFIER = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 

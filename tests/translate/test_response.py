@@ -18,7 +18,7 @@ import pytest
 from botocore.parsers import RestJSONParser
 from openai.types.chat import ChatCompletion
 
-from gateway.translate.response import (
+from gateway.translate.openai_chat.response import (
     converse_to_openai_response,
     encode_redacted,
     openai_usage,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from openai.lib.streaming._deltas import accumulate_delta
 
-from gateway.translate.response import converse_to_openai_response, openai_usage
-from gateway.translate.stream import StreamTranslator, error_event
+from gateway.translate.openai_chat.response import converse_to_openai_response, openai_usage
+from gateway.translate.openai_chat.stream import StreamTranslator, error_event
 
 START = {"messageStart": {"role": "assistant"}}
 USAGE = {

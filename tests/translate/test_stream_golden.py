@@ -20,7 +20,7 @@ from botocore.parsers import EventStreamJSONParser
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
-from gateway.translate.stream import StreamTranslator
+from gateway.translate.openai_chat.stream import StreamTranslator
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "stream"
 RECORDED = sorted(path.stem for path in GOLDEN.glob("*.eventstream"))

@@ -18,10 +18,14 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from gateway.errors import InvalidRequestError
 from gateway.schemas.openai import ChatCompletionRequest
-from gateway.translate.request import ConverseCall, ModelOptions, openai_to_converse_request
-from gateway.translate.request_structured import JSON_OBJECT_TOOL, RESPONSE_TOOL_DESCRIPTION
-from gateway.translate.response import converse_to_openai_response
-from gateway.translate.stream import StreamTranslator
+from gateway.translate.openai_chat.request import (
+    ConverseCall,
+    ModelOptions,
+    openai_to_converse_request,
+)
+from gateway.translate.openai_chat.response import converse_to_openai_response
+from gateway.translate.openai_chat.stream import StreamTranslator
+from gateway.translate.shared.structured import JSON_OBJECT_TOOL, RESPONSE_TOOL_DESCRIPTION
 
 MODEL = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
 USER = {"role": "user", "content": "Where were the 2024 Olympics held?"}

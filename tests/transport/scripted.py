@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.bedrock import AioBedrockClient
+from gateway.bedrock.client import AioBedrockClient
 from gateway.config import BedrockConfig
 
 MODEL_ID = "anthropic.claude-3-5-sonnet-20240620-v1:0"

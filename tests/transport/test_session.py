@@ -15,7 +15,7 @@ import pytest
 from aiobotocore.httpsession import AIOHTTPSession
 
 import gateway.transport.session as transport_session
-from gateway.bedrock import AioBedrockClient, BedrockError
+from gateway.bedrock.client import AioBedrockClient, BedrockError
 from gateway.config import BedrockConfig
 from gateway.emulator.eventstream import event_frame
 from gateway.transport import BedrockHTTPSession

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.bedrock import AioBedrockClient, BedrockError
+from gateway.bedrock.client import AioBedrockClient, BedrockError
 from gateway.config import BedrockConfig
 from tests.servers import free_port
 from tests.transport.scripted import MODEL_ID, REQUEST, ScriptedServer, _Credentials, client_for

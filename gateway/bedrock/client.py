@@ -1,0 +1,312 @@
+"""The only module that talks to Bedrock: a small protocol and its aiobotocore implementation.
+
+Handlers depend on the `BedrockClient` protocol, never on aioboto3, so fast tests can inject
+a fake and the rest of the gateway never sees botocore exceptions: every failure arrives as
+a `BedrockError` carrying the Bedrock exception name (`ThrottlingException`, ...) or one of
+our own names for transport failures (`ConnectionError`, `ConnectTimeout`, `ReadTimeout`).
+
+One client per region is opened in the app lifespan and shared by every request. Creating a
+client per request costs a TLS handshake, a credential lookup and several milliseconds of
+botocore model loading, and leaks connections under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aioboto3
+import aiobotocore
+import aiohttp
+import botocore
+from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+import gateway
+from gateway.config import BedrockConfig
+from gateway.transport import BedrockHTTPSession
+
+__all__ = [
+    "AioBedrockClient",
+    "BedrockClient",
+    "BedrockError",
+    "BedrockStream",
+    "InvokeResult",
+    "StaticCredentials",
+]
+
+
+class BedrockError(Exception):
+    """A Bedrock call failed: `name` is the exception name, `status` the HTTP status if any."""
+
+    def __init__(self, name: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+        self.status = status
+
+
+class BedrockStream(Protocol):
+    """ConverseStream events as parsed dicts (`{"contentBlockDelta": {...}}`), then close."""
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BedrockClient(Protocol):
+    async def converse(
+        self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def converse_stream(
+        self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
+    ) -> BedrockStream: ...
+
+    async def invoke_model(
+        self, model_id: str, body: bytes, *, region: str | None = None
+    ) -> InvokeResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResult:
+    """An InvokeModel answer: the body, and the input token count Bedrock puts in a header.
+
+    Some models (Cohere Embed) report their token count only in the
+    `X-Amzn-Bedrock-Input-Token-Count` response header, never in the body.
+    """
+
+    body: bytes
+    input_token_count: str | None
+
+
+class StaticCredentials(Protocol):
+    @property
+    def access_key(self) -> str: ...
+
+    @property
+    def secret_key(self) -> str: ...
+
+
+def _bedrock_error(exc: BaseException) -> BedrockError:
+    """Normalise botocore / aiohttp failures into one exception type with a stable name."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "UnknownError")
+        # In-stream exception frames arrive camel-cased (`throttlingException`); the HTTP
+        # errors Pascal-cased. One spelling keeps the error table and metrics simple.
+        name = code[:1].upper() + code[1:]
+        message = str(error.get("Message") or error.get("message") or name)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return BedrockError(name, message, status=status if isinstance(status, int) else None)
+    if isinstance(exc, ReadTimeoutError | asyncio.TimeoutError):
+        return BedrockError("ReadTimeout", "Bedrock did not answer within the read timeout")
+    if isinstance(exc, ConnectTimeoutError):
+        return BedrockError("ConnectTimeout", "could not connect to Bedrock in time")
+    if isinstance(
+        exc, EndpointConnectionError | BotoConnectionError | HTTPClientError | aiohttp.ClientError
+    ):
+        # HTTPClientError covers a connection closed mid-answer, most often a pooled
+        # keep-alive connection Bedrock closed just as it was reused: botocore's standard
+        # retry mode treats it as transient, and so does our retry loop.
+        return BedrockError("ConnectionError", "the connection to Bedrock failed")
+    return BedrockError("ConnectionError", f"unexpected transport failure ({type(exc).__name__})")
+
+
+_TRANSPORT_ERRORS = (
+    ClientError,
+    ReadTimeoutError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    BotoConnectionError,
+    HTTPClientError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+)
+
+
+class _AioStream:
+    """Wraps botocore's event stream: typed errors, and `aclose()` that drops the connection.
+
+    Closing (rather than draining) the HTTP response is deliberate: when the client has
+    gone, reading the rest of the answer would only burn tokens we cannot deliver.
+    """
+
+    def __init__(self, event_stream: Any) -> None:
+        self._events = event_stream
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for event in self._events:
+                yield event
+        except _TRANSPORT_ERRORS as exc:
+            raise _bedrock_error(exc) from exc
+
+    async def aclose(self) -> None:
+        self._events.close()
+
+
+def _user_agent() -> str:
+    """`bedrock-gateway/<v> aiobotocore/<v> botocore/<v> Python/<v>`: who called, in what."""
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    return (
+        f"bedrock-gateway/{gateway.__version__} aiobotocore/{aiobotocore.__version__} "
+        f"botocore/{botocore.__version__} Python/{python}"
+    )
+
+
+class AioBedrockClient:
+    """`BedrockClient` over one long-lived aiobotocore client per region.
+
+    Use as `async with AioBedrockClient(config, regions=...) as client:` in the lifespan.
+    `credentials` is for the built-in demo only; real deployments use the AWS default chain.
+    """
+
+    def __init__(
+        self,
+        config: BedrockConfig,
+        *,
+        regions: Iterable[str | None] = (),
+        credentials: StaticCredentials | None = None,
+    ) -> None:
+        self._config = config
+        self._wanted_regions = {config.region, *regions}
+        self._credentials = credentials
+        self._clients: dict[str | None, Any] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._default_region: str | None = config.region
+
+    async def __aenter__(self) -> AioBedrockClient:
+        # Session() reads ~/.aws/config and credential files synchronously: keep that off the
+        # event loop. Credential refresh afterwards is aiobotocore's own async code.
+        session = await asyncio.to_thread(self._new_session)
+        self._default_region = self._config.region or session.region_name
+        aio_config = AioConfig(
+            max_pool_connections=self._config.max_connections,
+            connect_timeout=self._config.connect_timeout_s,
+            read_timeout=self._config.read_timeout_s,
+            # One attempt per call: `gateway.bedrock.retries` retries (bounded, jittered, before the
+            # first byte only) and falls back; botocore's own backoff would stack on top of
+            # it and cannot see fallbacks. The mode still selects botocore's behaviour.
+            retries={"mode": self._config.retries.mode, "total_max_attempts": 1},
+            tcp_keepalive=True,
+            # botocore's client-side check of every request against the service model costs
+            # ~15 us for one short message and ~150 us for a 20-turn chat, on every call. Our
+            # requests are built by `gateway.translate` from validated input, and Bedrock
+            # validates again on its side: a mistake of ours still comes back as Bedrock's
+            # ValidationException (a 400 with Bedrock's message) instead of a client-side
+            # ParamValidationError, which nothing here catches (it would be a 500).
+            parameter_validation=False,
+            # A fixed User-Agent, built once. botocore otherwise rebuilds and sanitises its
+            # default one twice per call (~10% of a Converse call's client CPU in profiles),
+            # and this one tells an operator reading CloudTrail that the gateway called.
+            user_agent=_user_agent(),
+            # Our HTTP/1.1 pool under aiobotocore's signing and parsing: a quarter less CPU
+            # per call than its aiohttp session (`gateway.transport` says why and how).
+            http_session_cls=(
+                BedrockHTTPSession if self._config.http_client == "gateway" else AIOHTTPSession
+            ),
+        )
+        regions = {r or self._default_region for r in self._wanted_regions}
+        try:
+            for region in sorted(r or "" for r in regions):
+                client = await self._stack.enter_async_context(
+                    session.client(
+                        "bedrock-runtime",
+                        region_name=region or None,
+                        endpoint_url=self._config.endpoint_url,
+                        config=aio_config,
+                    )
+                )
+                self._clients[region or None] = client
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    def _new_session(self) -> Any:
+        # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which most AWS SDKs (and
+        # EKS, ECS and Lambda) set; honour both so "region from the AWS environment" holds.
+        region = (
+            self._config.region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or None
+        )
+        if self._credentials is not None:
+            return aioboto3.Session(
+                aws_access_key_id=self._credentials.access_key,
+                aws_secret_access_key=self._credentials.secret_key,
+                region_name=region,
+            )
+        return aioboto3.Session(region_name=region)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+        self._clients.clear()
+
+    @property
+    def default_region(self) -> str | None:
+        return self._default_region
+
+    def _client(self, region: str | None) -> Any:
+        key = region or self._default_region
+        try:
+            return self._clients[key]
+        except KeyError:
+            raise BedrockError(
+                "ConfigurationError", f"no Bedrock client was opened for region {key!r}"
+            ) from None
+
+    async def converse(
+        self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
+    ) -> dict[str, Any]:
+        client = self._client(region)
+        try:
+            response: dict[str, Any] = await client.converse(modelId=model_id, **request)
+        except _TRANSPORT_ERRORS as exc:
+            raise _bedrock_error(exc) from exc
+        return response
+
+    async def converse_stream(
+        self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
+    ) -> BedrockStream:
+        client = self._client(region)
+        try:
+            response = await client.converse_stream(modelId=model_id, **request)
+        except _TRANSPORT_ERRORS as exc:
+            raise _bedrock_error(exc) from exc
+        return _AioStream(response["stream"])
+
+    async def invoke_model(
+        self, model_id: str, body: bytes, *, region: str | None = None
+    ) -> InvokeResult:
+        client = self._client(region)
+        try:
+            response = await client.invoke_model(
+                modelId=model_id,
+                body=body,
+                contentType="application/json",
+                accept="application/json",
+            )
+            async with response["body"] as stream:
+                data: bytes = await stream.read()
+        except _TRANSPORT_ERRORS as exc:
+            raise _bedrock_error(exc) from exc
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return InvokeResult(data, headers.get("x-amzn-bedrock-input-token-count"))

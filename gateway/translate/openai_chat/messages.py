@@ -1,0 +1,296 @@
+"""OpenAI chat messages as Converse `system` blocks and strictly alternating turns.
+
+OpenAI takes any sequence of messages; Bedrock wants system text apart, turns that
+alternate user/assistant starting with a user turn, no blank text, and every `toolUse`
+answered by a `toolResult` in the very next user turn (and no result without its call).
+The rules, in order of application:
+
+* System placement: every `system` and `developer` message, wherever it appears, is
+  collected into Converse `system`, one text block per text, in order. Bedrock has no
+  system turn inside the conversation; LiteLLM and bedrock-access-gateway do the same.
+* Content: each part becomes a block as `gateway.translate.openai_chat.content` says (text,
+  images, documents, cache points). Blank or whitespace-only text blocks are never sent
+  (Bedrock rejects them). A user message left with no content is a 400 naming
+  `messages[i].content`; an assistant message with neither text nor tool calls is
+  dropped, since clients send such placeholders and they carry nothing. `name` fields
+  are accepted and ignored: Converse has no speaker names, and writing them into the
+  text would change the prompt.
+* Reasoning: when the request turns thinking on, an assistant message's echoed reasoning
+  fields become `reasoningContent` blocks placed first among its blocks, ahead of its
+  text and tool calls, as Anthropic requires of a tool-use turn under thinking
+  (`gateway.translate.shared.reasoning`). They are not added to a message that has
+  nothing else to send.
+* Merging: consecutive turns of one role become one turn. In a user turn that follows
+  tool calls, the `toolResult` blocks come first, as Bedrock requires.
+* Tool calls: an assistant's `tool_calls` become `toolUse` blocks after its text, with
+  the arguments parsed into an object (empty arguments mean `{}`; anything but a JSON
+  object is a 400 naming `messages[i].tool_calls[j].function.arguments`). `tool`
+  messages become `toolResult` blocks in a user turn.
+* Repair, for histories that real agents produce:
+  - a tool result whose call is not in the assistant turn just before it (never made,
+    answered already, or cut off by history trimming) becomes a user text block
+    `[tool result for call <id>]` followed by its content: the information stays, and
+    Bedrock accepts it;
+  - a tool call with no result before the next assistant turn (or before the end of the
+    conversation) gets a synthetic `toolResult` with status "error" and the text in
+    `NO_RESULT_TEXT`, so the model knows the call did not complete.
+* Without tools in the request, Bedrock refuses `toolUse`/`toolResult` blocks (they need
+  a `toolConfig`), so the calls and results of the history are written as text instead:
+  `[tool call <id>: <name>(<arguments>)]` and `[tool result for call <id>]`. A summary
+  or title request over an agent's history thus works, and the model cannot call a tool
+  the client did not offer.
+* After all that, the conversation must start with a user turn (400 naming `messages`).
+
+A tool message's `cache_control` puts a cache point after its result; the sort that
+keeps results first in a turn moves it behind the turn's last result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, assert_never
+
+from gateway.errors import InvalidRequestError, UnsupportedParameterError
+from gateway.schemas.converse import (
+    ContentBlock,
+    Message,
+    SystemContentBlock,
+    ToolResultContentBlock,
+)
+from gateway.schemas.openai import (
+    AssistantMessage,
+    CustomToolCall,
+    DeveloperMessage,
+    FunctionMessage,
+    FunctionToolCall,
+    SystemMessage,
+    ToolMessage,
+    UserMessage,
+)
+from gateway.schemas.openai import Message as OpenAIMessage
+from gateway.translate.openai_chat.content import ContentParts
+from gateway.translate.shared.cache_points import append_cache_point, without_repeated_cache_points
+from gateway.translate.shared.reasoning import reasoning_blocks
+from gateway.translate.shared.tools import ToolNames, bedrock_identifier
+
+__all__ = ["EMPTY_RESULT_TEXT", "NO_RESULT_TEXT", "Conversation", "convert_messages"]
+
+NO_RESULT_TEXT: Final = "No result was provided for this tool call."
+EMPTY_RESULT_TEXT: Final = "(the tool returned no content)"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    system: list[SystemContentBlock]
+    messages: list[Message]
+    has_tool_blocks: bool  # Bedrock then requires a toolConfig
+
+
+def convert_messages(
+    messages: Sequence[OpenAIMessage],
+    names: ToolNames,
+    *,
+    tools_offered: bool,
+    parts: ContentParts,
+    keep_reasoning: bool = False,
+) -> Conversation:
+    """Converse `system` and `messages` for OpenAI `messages`; see the module docstring.
+
+    `parts` converts content parts with the request's images and limits;
+    `keep_reasoning` says whether echoed reasoning is sent (thinking is on).
+    """
+    system: list[SystemContentBlock] = []
+    turns = _Turns()
+    for i, message in enumerate(messages):
+        match message:
+            case SystemMessage() | DeveloperMessage():
+                system.extend(parts.system(message.content, i))
+            case UserMessage():
+                blocks = parts.user(message.content, i)
+                if not blocks:
+                    raise InvalidRequestError(
+                        "A user message must not be empty; Bedrock rejects blank content.",
+                        param=f"messages[{i}].content",
+                    )
+                turns.add_user(blocks)
+            case AssistantMessage():
+                blocks = _assistant_blocks(
+                    message, i, names, parts=parts, tools_offered=tools_offered
+                )
+                if blocks and keep_reasoning:
+                    blocks[:0] = reasoning_blocks(message, i)
+                if blocks:
+                    turns.add_assistant(blocks)
+            case ToolMessage():
+                _add_tool_result(turns, message, i, parts=parts, tools_offered=tools_offered)
+            case FunctionMessage():
+                raise UnsupportedParameterError(
+                    "The legacy 'function' role is not supported; send the result as a "
+                    "'tool' message answering a tool call.",
+                    param=f"messages[{i}].role",
+                )
+            case _:
+                assert_never(message)
+    result = turns.finish()
+    if not result:
+        raise InvalidRequestError(
+            "The conversation needs at least one user message besides system messages.",
+            param="messages",
+        )
+    if result[0]["role"] != "user":
+        raise InvalidRequestError(
+            "The conversation must start with a user message (after any system or "
+            "developer messages); Bedrock rejects a conversation that opens with the "
+            "assistant.",
+            param="messages",
+        )
+    return Conversation(system=system, messages=result, has_tool_blocks=turns.has_tool_blocks)
+
+
+class _Turns:
+    """Alternating turns, pairing each tool result with the call just before it."""
+
+    def __init__(self) -> None:
+        self._turns: list[Message] = []
+        self._expected: dict[str, None] = {}  # toolUse ids of the last assistant turn
+        self._answered: set[str] = set()
+        self.has_tool_blocks = False
+
+    def add_user(self, blocks: list[ContentBlock]) -> None:
+        self._user_content().extend(blocks)
+
+    def add_cache_point(self) -> None:
+        append_cache_point(self._user_content())
+
+    def add_tool_result(self, tool_call_id: str, texts: list[str]) -> None:
+        tool_use_id = bedrock_identifier(tool_call_id)
+        if tool_use_id in self._expected and tool_use_id not in self._answered:
+            self._answered.add(tool_use_id)
+            content: list[ToolResultContentBlock] = [{"text": text} for text in texts]
+            self._user_content().append(
+                {
+                    "toolResult": {
+                        "toolUseId": tool_use_id,
+                        "content": content or [{"text": EMPTY_RESULT_TEXT}],
+                    }
+                }
+            )
+        else:
+            self._user_content().append({"text": _result_as_text(tool_call_id, texts)})
+
+    def add_assistant(self, blocks: list[ContentBlock]) -> None:
+        self._close_tool_round()
+        if self._turns and self._turns[-1]["role"] == "assistant":
+            self._turns[-1]["content"].extend(blocks)
+        else:
+            self._turns.append({"role": "assistant", "content": blocks})
+        self._expected = {b["toolUse"]["toolUseId"]: None for b in blocks if "toolUse" in b}
+        self.has_tool_blocks = self.has_tool_blocks or bool(self._expected)
+
+    def finish(self) -> list[Message]:
+        self._close_tool_round()
+        return self._turns
+
+    def _close_tool_round(self) -> None:
+        if not self._expected:
+            return
+        content = self._user_content()
+        content.extend(
+            {
+                "toolResult": {
+                    "toolUseId": tool_use_id,
+                    "content": [{"text": NO_RESULT_TEXT}],
+                    "status": "error",
+                }
+            }
+            for tool_use_id in self._expected
+            if tool_use_id not in self._answered
+        )
+        # Results first: Bedrock reads the blocks before the first non-result as answers.
+        content.sort(key=lambda block: "toolResult" not in block)
+        # The move can bring a result's cache point next to one that followed user text.
+        content[:] = without_repeated_cache_points(content)
+        self._expected = {}
+        self._answered = set()
+
+    def _user_content(self) -> list[ContentBlock]:
+        if not self._turns or self._turns[-1]["role"] != "user":
+            self._turns.append({"role": "user", "content": []})
+        return self._turns[-1]["content"]
+
+
+def _add_tool_result(
+    turns: _Turns, message: ToolMessage, index: int, *, parts: ContentParts, tools_offered: bool
+) -> None:
+    texts, cached = parts.tool_result(message.content, index)
+    if tools_offered:
+        turns.add_tool_result(message.tool_call_id, texts)
+    else:
+        turns.add_user([{"text": _result_as_text(message.tool_call_id, texts)}])
+    if cached:
+        turns.add_cache_point()
+
+
+def _result_as_text(tool_call_id: str, texts: list[str]) -> str:
+    return f"[tool result for call {tool_call_id}]\n" + ("\n".join(texts) or EMPTY_RESULT_TEXT)
+
+
+# -- assistant content ---------------------------------------------------------------------
+
+
+def _assistant_blocks(
+    message: AssistantMessage,
+    index: int,
+    names: ToolNames,
+    *,
+    parts: ContentParts,
+    tools_offered: bool,
+) -> list[ContentBlock]:
+    if message.function_call is not None:
+        raise UnsupportedParameterError(
+            "The legacy 'function_call' field is not supported; send 'tool_calls'.",
+            param=f"messages[{index}].function_call",
+        )
+    blocks = parts.assistant(message.content, message.refusal, index)
+    for j, call in enumerate(message.tool_calls or ()):
+        param = f"messages[{index}].tool_calls[{j}]"
+        match call:
+            case FunctionToolCall() if tools_offered:
+                blocks.append(
+                    {
+                        "toolUse": {
+                            "toolUseId": bedrock_identifier(call.id),
+                            "name": names.bedrock(call.function.name),
+                            "input": _arguments(
+                                call.function.arguments, f"{param}.function.arguments"
+                            ),
+                        }
+                    }
+                )
+            case FunctionToolCall():
+                text = f"[tool call {call.id}: {call.function.name}({call.function.arguments})]"
+                blocks.append({"text": text})
+            case CustomToolCall():
+                raise UnsupportedParameterError(
+                    "Custom tool calls are not supported on Bedrock.", param=param
+                )
+            case _:
+                assert_never(call)
+    return blocks
+
+
+def _arguments(arguments: str, param: str) -> dict[str, Any]:
+    if not arguments.strip():
+        return {}
+    try:
+        value = json.loads(arguments)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"Tool call arguments must be a JSON object; this is not valid JSON ({exc.msg}).",
+            param=param,
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError("Tool call arguments must be a JSON object.", param=param)
+    return value

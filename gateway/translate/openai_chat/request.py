@@ -1,0 +1,219 @@
+"""An OpenAI chat-completions request as the arguments of a Bedrock Converse call.
+
+`openai_to_converse_request` is pure: the resolved Bedrock model id, the model's options
+and the bytes of remote images come in as arguments, nothing is read from the clock, the
+environment or the network, so the same request always gives the same call and golden
+files need no ignore lists. Remote images are the one thing that needs I/O first: the app
+lists them with `remote_image_urls`, fetches them, and passes them in as `images`.
+
+The rules live with the code that applies them:
+
+* `gateway.translate.openai_chat.messages`: system placement, merging of turns, blank text,
+  tool calls and results in the history, and the repair of broken tool histories.
+* `gateway.translate.openai_chat.content`, `request_images`, `request_documents`: what each
+  content part becomes (text, images, documents).
+* `gateway.translate.shared.cache_points`: prompt-cache points and `auto_cache_system`.
+* `gateway.translate.shared.tools`: tool definitions, `tool_choice` (including how "none" is
+  honoured), `parallel_tool_calls`, and the mapping of tool names Bedrock would refuse.
+* `gateway.translate.shared.structured`: `response_format` as a tool, and how it
+  combines with the client's tools.
+* `gateway.translate.shared.reasoning`: `reasoning_effort` and `thinking`, the settings
+  thinking forbids, max tokens against the budget, and reasoning echoed in the history.
+* `gateway.translate.openai_chat.params`: the tables of supported, ignored and unsupported
+  parameters, `extra_body` fields, and `requestMetadata`.
+
+Anything Bedrock cannot honour raises `UnsupportedParameterError` naming the parameter,
+unless the caller passes `drop_unsupported=True` (the `drop_unsupported_params` config
+key); dropped parameter names are returned so the handler can report them in the
+`x-gateway-dropped-params` header. Malformed input raises `InvalidRequestError` with the
+JSON path of the offending field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from gateway.schemas.converse import ConverseRequest
+from gateway.schemas.openai import ChatCompletionRequest, JSONObjectFormat, JSONSchemaFormat
+from gateway.translate.openai_chat.content import ContentParts
+from gateway.translate.openai_chat.image_parts import UnfetchedImageError
+from gateway.translate.openai_chat.image_parts import remote_image_urls as _remote_image_urls
+from gateway.translate.openai_chat.messages import convert_messages
+from gateway.translate.openai_chat.params import (
+    additional_model_request_fields,
+    inference_config,
+    request_metadata,
+    unsupported_params,
+)
+from gateway.translate.shared.cache_points import CacheMarks, add_system_cache_point
+from gateway.translate.shared.reasoning import (
+    fit_max_tokens,
+    requested_thinking,
+    thinking_fields,
+    without_refused_settings,
+)
+from gateway.translate.shared.structured import response_tool, with_response_tool
+from gateway.translate.shared.tools import (
+    ToolNames,
+    disable_parallel_tool_use,
+    function_tools,
+    request_tool_names,
+    tool_config,
+)
+
+__all__ = [
+    "DEFAULT_REASONING_BUDGETS",
+    "ConverseCall",
+    "ModelOptions",
+    "UnfetchedImageError",
+    "openai_to_converse_request",
+    "remote_image_urls",
+]
+
+DEFAULT_REASONING_BUDGETS: Final[Mapping[str, int]] = MappingProxyType(
+    {"low": 1024, "medium": 4096, "high": 16384}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """What the translator needs to know about the model, from its config entry.
+
+    The defaults are those of a model the config does not describe: no reasoning, no
+    automatic cache point, Bedrock's documented 3.75 MB limit per image.
+    `reasoning_budgets` maps the effort levels "low", "medium" and "high" to thinking
+    budgets in tokens.
+    """
+
+    reasoning_supported: bool = False
+    reasoning_budgets: Mapping[str, int] = field(default_factory=lambda: DEFAULT_REASONING_BUDGETS)
+    auto_cache_system: bool = False
+    max_image_bytes: int = 3_750_000
+
+
+_DEFAULT_OPTIONS: Final = ModelOptions()
+_NO_IMAGES: Final[Mapping[str, tuple[str, bytes]]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ConverseCall:
+    """What to send to Bedrock, and what the response translator needs to know about it.
+
+    `request` holds the keyword arguments of `converse` / `converse_stream` without
+    `modelId`. `dropped` names the parameters left out under `drop_unsupported`.
+    `tool_names` maps each Bedrock tool name that differs from the client's back to the
+    client's name, for the tool calls in the response. `structured_output_tool` is the
+    Bedrock name of the tool that stands for `response_format`, whose call the response
+    translators return as the message content; None when there is none.
+    """
+
+    request: ConverseRequest
+    dropped: tuple[str, ...] = ()
+    tool_names: dict[str, str] = field(default_factory=dict)
+    structured_output_tool: str | None = None
+
+
+def remote_image_urls(req: ChatCompletionRequest) -> list[tuple[str, str]]:
+    """(url, param) for each http(s) image the app must fetch before translating `req`.
+
+    Each distinct URL once, with the JSON path of its first use (for error messages);
+    pass the fetched (format, bytes) keyed by URL as `images`.
+    """
+    return _remote_image_urls(req.messages)
+
+
+def openai_to_converse_request(
+    req: ChatCompletionRequest,
+    *,
+    model_id: str,
+    drop_unsupported: bool = False,
+    options: ModelOptions = _DEFAULT_OPTIONS,
+    images: Mapping[str, tuple[str, bytes]] | None = None,
+) -> ConverseCall:
+    """The Converse call for `req`; see the module docstring.
+
+    `images` maps each URL from `remote_image_urls(req)` to its (format, bytes); a URL
+    missing from it raises `UnfetchedImageError`, a bug in the caller.
+    """
+    drop = drop_unsupported
+    dropped = unsupported_params(req, drop=drop)
+    extra = dict(req.model_extra or {})
+    thinking = requested_thinking(
+        req,
+        extra,
+        supported=options.reasoning_supported,
+        budgets=options.reasoning_budgets,
+        drop=drop,
+        dropped=dropped,
+    )
+    if thinking is not None:
+        req = without_refused_settings(req, extra, drop=drop, dropped=dropped)
+    additional = additional_model_request_fields(
+        extra,
+        model_id=model_id,
+        drop=drop,
+        dropped=dropped,
+        base=thinking_fields(thinking) if thinking is not None else None,
+    )
+
+    tools = function_tools(req.tools)
+    names = ToolNames(request_tool_names(req, tools) if tools else ())
+    cache = CacheMarks(drop=drop, dropped=dropped)
+    parts = ContentParts(
+        images=images if images is not None else _NO_IMAGES,
+        max_image_bytes=options.max_image_bytes,
+        cache=cache,
+    )
+    conversation = convert_messages(
+        req.messages,
+        names,
+        tools_offered=bool(tools),
+        parts=parts,
+        keep_reasoning=thinking is not None,
+    )
+
+    request: ConverseRequest = {"messages": conversation.messages}
+    if conversation.system:
+        request["system"] = conversation.system
+    inference = inference_config(req, model_id=model_id, drop=drop, dropped=dropped)
+    if thinking is not None:
+        fit_max_tokens(inference, thinking, req)
+    if inference:
+        request["inferenceConfig"] = inference
+    tool_configuration = tool_config(
+        tools,
+        req.tool_choice,
+        names,
+        history_has_tool_blocks=conversation.has_tool_blocks,
+        cache=cache,
+    )
+    structured_output_tool: str | None = None
+    if isinstance(req.response_format, JSONObjectFormat | JSONSchemaFormat):
+        response = response_tool(req.response_format, names)
+        tool_configuration = with_response_tool(
+            tool_configuration,
+            response,
+            tool_choice=req.tool_choice,
+            thinking=thinking is not None,
+        )
+        structured_output_tool = response.name
+    if tool_configuration is not None:
+        request["toolConfig"] = tool_configuration
+    if req.parallel_tool_calls is False:
+        disable_parallel_tool_use(additional, model_id=model_id, tool_config=tool_configuration)
+    if additional:
+        request["additionalModelRequestFields"] = additional
+    metadata = request_metadata(req.user, req.metadata)
+    if metadata:
+        request["requestMetadata"] = metadata
+    if options.auto_cache_system:
+        add_system_cache_point(request)
+    return ConverseCall(
+        request=request,
+        dropped=tuple(dropped),
+        tool_names=names.restored(),
+        structured_output_tool=structured_output_tool,
+    )
