@@ -116,6 +116,33 @@ class LimitsFields(_Strict):
     budget_usd_monthly: Price | None = None
 
 
+# A plaintext key shorter than this is refused at start-up: `bedrock-gateway keys new` makes
+# 47-character keys, and a short one is a placeholder or guessable (issue 19, item 15).
+MIN_PLAINTEXT_KEY_CHARS = 32
+# Values an example or a tutorial would write; a key containing one of them is refused
+# whatever its length, and so is a key_sha256 of one of them.
+_PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "example")
+_PLACEHOLDER_KEYS = frozenset(
+    {*_PLACEHOLDER_WORDS, "secret", "password", "test", "demo", "key", "api-key", "bgw-..."}
+)
+_PLACEHOLDER_DIGESTS = frozenset(hashlib.sha256(k.encode()).hexdigest() for k in _PLACEHOLDER_KEYS)
+# `admin-<first 8 hex of the digest>` is the id given to a digest listed only in
+# admin_keys_sha256; a configured key with such an id would be mistaken for one in usage.
+_SYNTHETIC_ADMIN_ID = re.compile(r"admin-[0-9a-fA-F]{8}")
+
+
+def _placeholder_problem(key: str) -> str | None:
+    lowered = key.lower()
+    if lowered in _PLACEHOLDER_KEYS or any(word in lowered for word in _PLACEHOLDER_WORDS):
+        return "key is a placeholder value; make a real one with `bedrock-gateway keys new`"
+    if len(key) < MIN_PLAINTEXT_KEY_CHARS:
+        return (
+            f"key is shorter than {MIN_PLAINTEXT_KEY_CHARS} characters; "
+            "make a real one with `bedrock-gateway keys new`"
+        )
+    return None
+
+
 class KeyConfig(LimitsFields):
     """One API key. `key_sha256` (preferred) or `key` (plaintext, normally `${ENV_VAR}`)."""
 
@@ -133,6 +160,15 @@ class KeyConfig(LimitsFields):
             raise ValueError("give exactly one of key_sha256 or key")
         if self.key is not None and not self.key.get_secret_value():
             raise ValueError("key is empty (is its environment variable set?)")
+        if self.key is not None and (problem := _placeholder_problem(self.key.get_secret_value())):
+            raise ValueError(problem)
+        if self.key_sha256 is not None and self.key_sha256.lower() in _PLACEHOLDER_DIGESTS:
+            raise ValueError("key_sha256 is the digest of a placeholder value")
+        if _SYNTHETIC_ADMIN_ID.fullmatch(self.id):
+            raise ValueError(
+                f"key id {self.id!r} has the form admin-<8 hex> that the gateway gives to "
+                "keys listed only in admin_keys_sha256; choose another id"
+            )
         return self
 
     @property
@@ -421,6 +457,21 @@ def masked_config(config: GatewayConfig) -> dict[str, Any]:
     return data
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)@")
+_QUERY_SECRET = re.compile(r"([?&;][^=&#]*pass[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
 def _mask_dsn(dsn: str) -> str:
-    # scheme://user:password@host -> scheme://user:***@host
-    return re.sub(r"(://[^:/@]+):[^@/]+@", r"\1:***@", dsn)
+    """Hide every password form: `user:pw@`, `:pw@` (Redis), `?password=` and a pw with `@`.
+
+    The user info runs to the *last* `@` (greedy): a password may hold an unencoded `@`,
+    and masking a little too much is harmless where showing a little of it is not.
+    """
+
+    def userinfo(match: re.Match[str]) -> str:
+        user, sep, _ = match.group(2).partition(":")
+        if not sep and match.group(1).lower().startswith("redis"):
+            return f"{match.group(1)}***@"  # redis://secret@host: the lone part is the password
+        return f"{match.group(1)}{user}{sep}{'***' if sep else ''}@"
+
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub(userinfo, dsn, count=1))

@@ -10,6 +10,9 @@ from gateway.config import AuthConfig
 from gateway.keys.index import KeyIndex, key_from_headers
 
 
+K2 = "k2-a-plaintext-key-long-enough-to-be-accepted"
+
+
 def sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -20,7 +23,7 @@ def index() -> KeyIndex:
             {
                 "keys": [
                     {"id": "app1", "key_sha256": sha("k1"), "team": "search", "user": "alice"},
-                    {"id": "app2", "key": "k2", "models": ["nova-micro"]},
+                    {"id": "app2", "key": K2, "models": ["nova-micro"]},
                     {"id": "off", "key_sha256": sha("k3"), "disabled": True},
                     {"id": "boss", "key_sha256": sha("k4")},
                 ],
@@ -39,7 +42,7 @@ def test_lookup_by_digest_and_plaintext() -> None:
         "alice",
         False,
     )
-    p2 = keys.lookup("k2")
+    p2 = keys.lookup(K2)
     assert p2 is not None and p2.key_id == "app2"
     assert p2.may_use("nova-micro") and not p2.may_use("claude")
 

@@ -45,7 +45,7 @@ def test_check_config_masks_secrets(
 ) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("auth:\n  keys:\n    - {id: a, key: '${SECRET_KEY}'}\n")
-    monkeypatch.setenv("SECRET_KEY", "very-secret")
+    monkeypatch.setenv("SECRET_KEY", "very-secret-and-long-enough-for-a-key")
     assert main(["check-config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "very-secret" not in out

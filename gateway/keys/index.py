@@ -36,6 +36,9 @@ class KeyIndex:
     def __init__(self, auth: AuthConfig) -> None:
         admins = {digest.lower() for digest in auth.admin_keys_sha256}
         self._by_digest: dict[str, Principal] = {}
+        # A disabled key is refused everywhere: also when its digest is listed as an admin,
+        # which must not turn it into the unrestricted synthetic `admin-<digest8>` below.
+        disabled = {key.digest for key in auth.keys if key.disabled}
         for key in auth.keys:
             if key.disabled:
                 continue
@@ -50,7 +53,7 @@ class KeyIndex:
                     rpm=key.rpm, tpm=key.tpm, budget_usd_monthly=key.budget_usd_monthly
                 ),
             )
-        for digest in admins - self._by_digest.keys():
+        for digest in admins - self._by_digest.keys() - disabled:
             # An admin key without its own `keys` entry: a stable, non-secret id.
             self._by_digest[digest] = Principal(
                 key_id=f"admin-{digest[:8]}",
