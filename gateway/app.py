@@ -41,6 +41,7 @@ from gateway.surfaces.models import get_model, list_models
 from gateway.surfaces.openai_chat import chat_completions
 from gateway.surfaces.openai_embeddings import embeddings
 from gateway.surfaces.usage_report import usage_report
+from gateway.usage.dead_letter import dead_letter_path
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.store import UsageStore, open_store
 
@@ -96,13 +97,16 @@ def create_app(
             await usage_store.open()
             stack.push_async_callback(usage_store.close)
             usage = config.usage
+            spill_path = Path(usage.spill_path) if usage.spill_path else None
             recorder = UsageRecorder(
                 usage_store,
                 flush_interval_ms=usage.flush_interval_ms,
                 batch_size=usage.batch_size,
                 max_buffer=usage.max_buffer,
-                spill_path=Path(usage.spill_path) if usage.spill_path else None,
+                spill_path=spill_path,
                 on_depth=metrics_.usage_queue_depth.set,
+                dead_letter_path=dead_letter_path(spill_path) if spill_path else None,
+                on_dead_letter=metrics_.usage_dead_letters.inc,
             )
             await recorder.start()
             stack.push_async_callback(recorder.aclose)

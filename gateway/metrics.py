@@ -104,6 +104,13 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # Not in the contract's table (issue 19, item 1): records a store refused on their
+        # own, set aside in the dead-letter file so they do not block the ledger.
+        self.usage_dead_letters = Counter(
+            "gateway_usage_dead_letters_total",
+            "Usage records the usage store refused, set aside to the dead-letter file.",
+            registry=r,
+        )
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def observe_request(self, record: UsageRecord, *, model_label: str) -> None:

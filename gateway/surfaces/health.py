@@ -17,6 +17,9 @@ __all__ = ["healthz", "metrics", "readyz"]
 logger = logging.getLogger("gateway")
 
 _READY_PING_TIMEOUT_S = 2.0
+# Records waiting this long with the store taking none: the ledger is behind, and budgets
+# and reports with it (issue 19, item 1), even if the store still answers a ping.
+LEDGER_BEHIND_S = 60.0
 
 
 async def healthz(request: Request) -> Response:
@@ -33,6 +36,19 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:
         logger.warning("readiness: usage store unreachable: %s", type(exc).__name__)
         return json_response({"status": "usage store unreachable"}, status=503)
+    lag_s = gateway.recorder.lag_s
+    if lag_s > LEDGER_BEHIND_S:
+        logger.warning(
+            "readiness: usage ledger behind: %d records waiting for %.0f s",
+            gateway.recorder.depth,
+            lag_s,
+        )
+        body = {
+            "status": "usage ledger behind",
+            "usage_queue_depth": gateway.recorder.depth,
+            "usage_lag_s": round(lag_s, 1),
+        }
+        return json_response(body, status=503)
     return json_response({"status": "ready"})
 
 

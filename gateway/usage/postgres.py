@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.usage.clean import clean_row_text
 from gateway.usage.money import as_utc, quantize_cost
 from gateway.usage.record import RECORD_FIELDS, UsageRecord
 from gateway.usage.store import aggregate_rows, aggregate_sql, validate_group_by
@@ -110,7 +111,8 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def _row(record: UsageRecord) -> tuple[Any, ...]:
-    values = record.to_row()
+    # Caller text made storable and capped: one bad row must not fail its batch.
+    values = clean_row_text(record.to_row())
     values["ts"] = as_utc(record.ts)
     if record.cost_usd is not None:
         values["cost_usd"] = quantize_cost(record.cost_usd)

@@ -11,12 +11,17 @@ task does the rest:
   waiting records to the spill file (`gateway.usage.spill`) batch by batch, so that a
   crash during an outage loses nothing already submitted before the last spill;
 * once the store answers again it replays the spill file, then truncates it. A spill file
-  left by a previous process is replayed the same way after `start()`.
+  left by a previous process is replayed the same way after `start()`;
+* a batch that fails while the store still answers a ping is written again row by row:
+  a row the store refuses twice on its own (bad data, not an outage) goes to the
+  dead-letter file (`gateway.usage.dead_letter`) with an error line and `on_dead_letter`,
+  so one poisoned record never blocks the records behind it (issue 19, item 1).
 
 Memory is bounded by `max_buffer`. Past it (the store is down and the spill file cannot
 be written, or there is none) records are lost, and that is logged as an error with the
 count: never silently. `depth` is what is not yet durable in the store, in memory or on
-disk, and is reported through `on_depth` (the app feeds `gateway_usage_queue_depth`).
+disk, and is reported through `on_depth` (the app feeds `gateway_usage_queue_depth`);
+`lag_s` is how long records have waited without the store taking any, for `/readyz`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gateway.usage.dead_letter import DeadLetterFile
 from gateway.usage.record import UsageRecord
 from gateway.usage.spill import SpillFile
 from gateway.usage.store import UsageStore
@@ -51,6 +57,8 @@ class UsageRecorder:
         max_buffer: int = 100_000,
         spill_path: Path | None = None,
         on_depth: Callable[[int], None] | None = None,
+        dead_letter_path: Path | None = None,
+        on_dead_letter: Callable[[int], None] | None = None,
         retry_min_s: float = 0.5,
         retry_max_s: float = 30.0,
         write_timeout_s: float = 30.0,
@@ -64,6 +72,10 @@ class UsageRecorder:
         self._max_buffer = max_buffer
         self._spill_path = spill_path
         self._on_depth = on_depth
+        self._dead_letters = DeadLetterFile(dead_letter_path) if dead_letter_path else None
+        self._on_dead_letter = on_dead_letter
+        self.dead_lettered = 0  # records set aside since start
+        self._progress_at = time.monotonic()  # last time the store took records, or none waited
         self._retry_min_s = retry_min_s
         self._retry_max_s = retry_max_s
         self._write_timeout_s = write_timeout_s
@@ -92,6 +104,13 @@ class UsageRecorder:
         return len(self._buffer) + self._spilling + self._spilled
 
     @property
+    def lag_s(self) -> float:
+        """Seconds records have waited without the store taking any; 0 when none wait."""
+        if self.depth == 0:
+            return 0.0
+        return time.monotonic() - self._progress_at
+
+    @property
     def lost(self) -> int:
         """Records given up on since start; each loss was logged as an error."""
         return self._lost
@@ -105,6 +124,8 @@ class UsageRecorder:
             if len(self._buffer) + self._spilling >= self._max_buffer:
                 self._lose_on_submit("the usage buffer is full and nothing can be spilled")
                 return
+            if not self._buffer and not self._spilling and not self._spilled:
+                self._progress_at = time.monotonic()  # the first to wait: the lag starts now
             self._buffer.append(record)
             if len(self._buffer) % self._batch_size == 0:
                 self._wake.set()
@@ -280,24 +301,83 @@ class UsageRecorder:
         try:
             await asyncio.wait_for(self.store.write(records), self._write_timeout_s)
         except Exception as exc:  # any failure of the store is retried, whatever its type
-            self._backoff_s = min(self._retry_max_s, max(self._retry_min_s, self._backoff_s * 2))
-            # Jitter, so that a fleet does not retry in lockstep against a recovering store.
-            self._retry_at = loop.time() + self._backoff_s * random.uniform(0.5, 1.0)
-            if not self._failing:
-                logger.warning(
-                    "usage store write failed (%s: %s); %d records waiting, retrying",
-                    type(exc).__name__,
-                    exc,
-                    self.depth,
+            if not await self._isolate(records, exc):
+                self._backoff_s = min(
+                    self._retry_max_s, max(self._retry_min_s, self._backoff_s * 2)
                 )
-            self._failing = True
-            return False
+                # Jitter, so that a fleet does not retry in lockstep against a recovering store.
+                self._retry_at = loop.time() + self._backoff_s * random.uniform(0.5, 1.0)
+                if not self._failing:
+                    logger.warning(
+                        "usage store write failed (%s: %s); %d records waiting, retrying",
+                        type(exc).__name__,
+                        exc,
+                        self.depth,
+                    )
+                self._failing = True
+                return False
         if self._failing:
             logger.info("usage store is writable again; %d records waiting", self.depth)
         self._failing = False
         self._spill_logged = False
         self._backoff_s = 0.0
+        self._progress_at = time.monotonic()
         return True
+
+    async def _isolate(self, records: Sequence[UsageRecord], error: Exception) -> bool:
+        """After a failed batch: True if every row is now stored or dead-lettered.
+
+        False (an outage: retry the whole batch later) when the write timed out, the
+        network failed (OSError) or the store does not answer a ping. Otherwise each row is
+        written alone; a row that fails twice, not with a network error, while the store
+        still answers is refused data, not an outage.
+        """
+        if _is_outage(error) or not await self._store_answers():
+            return False
+        for record in records:
+            for attempt in range(2):
+                try:
+                    await asyncio.wait_for(self.store.write([record]), self._write_timeout_s)
+                except Exception as exc:
+                    if _is_outage(exc) or not await self._store_answers():
+                        return False
+                    if attempt == 1:
+                        await self._dead_letter(record, exc)
+                else:
+                    break
+        return True
+
+    async def _store_answers(self) -> bool:
+        try:
+            await asyncio.wait_for(self.store.ping(), self._write_timeout_s)
+        except Exception:
+            return False
+        return True
+
+    async def _dead_letter(self, record: UsageRecord, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        where = "nowhere (no spill file is configured)"
+        if self._dead_letters is not None:
+            try:
+                await asyncio.to_thread(self._dead_letters.append, record, reason)
+            except OSError as write_error:
+                where = f"nowhere ({self._dead_letters.path} failed: {write_error})"
+            else:
+                where = str(self._dead_letters.path)
+        self.dead_lettered += 1
+        # Ids and the error only: the record's own text fields may be what broke the store.
+        logger.error(
+            "usage record %s (request %r) refused by the usage store (%s); set aside to %s",
+            record.id,
+            record.request_id[:64],
+            reason[:300],
+            where,
+        )
+        if self._on_dead_letter is not None:
+            try:
+                self._on_dead_letter(1)
+            except Exception:
+                logger.exception("usage dead-letter callback failed")
 
     def _lose(self, count: int, reason: str) -> None:
         self._lost += count
@@ -331,6 +411,12 @@ class UsageRecorder:
             self._on_depth(self.depth)
         except Exception:
             logger.exception("usage queue depth callback failed")
+
+
+def _is_outage(exc: Exception) -> bool:
+    # Timeouts and network failures (ConnectionError is an OSError) say nothing about the
+    # row; a store refusing data raises its driver's own error (asyncpg.DataError, ...).
+    return isinstance(exc, (TimeoutError, OSError))
 
 
 def _claim_spill(path: Path) -> tuple[SpillFile, int]:

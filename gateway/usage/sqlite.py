@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.usage.clean import clean_row_text
 from gateway.usage.money import as_utc, cost_from_units, cost_to_units
 from gateway.usage.record import RECORD_FIELDS, UsageRecord
 from gateway.usage.store import aggregate_rows, aggregate_sql, validate_group_by
@@ -144,7 +145,8 @@ def _ts_text(value: datetime) -> str:
 
 
 def _row(record: UsageRecord) -> tuple[Any, ...]:
-    values = record.to_row()
+    # Caller text made storable and capped: one bad row must not fail its batch.
+    values = clean_row_text(record.to_row())
     values["ts"] = _ts_text(record.ts)
     values["stream"] = int(record.stream)
     values["estimated"] = int(record.estimated)
