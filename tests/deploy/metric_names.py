@@ -45,6 +45,13 @@ CONTRACT_METRICS: dict[str, MetricSpec] = {
     "gateway_usage_queue_depth": MetricSpec("gauge", frozenset()),
 }
 
+# Exported beside the contract's table (documented where they are defined, in
+# gateway/metrics.py), which the alert rules may use too.
+EXTRA_METRICS: dict[str, MetricSpec] = {
+    "gateway_usage_dead_letters_total": MetricSpec("counter", frozenset()),
+}
+ALL_METRICS: dict[str, MetricSpec] = {**CONTRACT_METRICS, **EXTRA_METRICS}
+
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
@@ -56,7 +63,7 @@ def series_names() -> dict[str, str]:
     `<counter>_created`, which nothing here should query.
     """
     names: dict[str, str] = {}
-    for name, spec in CONTRACT_METRICS.items():
+    for name, spec in ALL_METRICS.items():
         if spec.type == "histogram":
             for suffix in _HISTOGRAM_SUFFIXES:
                 names[name + suffix] = name

@@ -17,6 +17,7 @@ import yaml
 
 from tests.deploy.metric_names import (
     ALERTS,
+    ALL_METRICS,
     CONTRACT_METRICS,
     DASHBOARD,
     REPO,
@@ -138,7 +139,7 @@ def _selectors(expr: str) -> list[tuple[str, set[str]]]:
 
 def _allowed_labels(series: str) -> frozenset[str]:
     metric = series_names()[series]
-    labels = CONTRACT_METRICS[metric].labels | TARGET_LABELS
+    labels = ALL_METRICS[metric].labels | TARGET_LABELS
     return labels | {"le"} if series.endswith("_bucket") else labels
 
 
@@ -192,7 +193,7 @@ def test_rate_only_over_counters(expression: Expression) -> None:
     """rate()/increase() of a gauge is meaningless, and a histogram needs its _bucket."""
     code = strip_strings(expression.expr)
     for series in re.findall(r"\b(?:rate|irate|increase)\(\s*(gateway_[a-z0-9_]+)", code):
-        kind = CONTRACT_METRICS[series_names()[series]].type
+        kind = ALL_METRICS[series_names()[series]].type
         assert kind in {"counter", "histogram"}, f"{series} is a {kind}"
     for series in re.findall(r"histogram_quantile\([^,]*,.*?(gateway_[a-z0-9_]+)", code):
         assert series.endswith("_bucket"), f"histogram_quantile over {series}"
@@ -299,6 +300,7 @@ def test_alert_rules_shape() -> None:
         ("high 5xx rate", r'gateway_requests_total\{status=~"5\.\."\}'),
         ("sustained throttling", r'gateway_upstream_errors_total\{error="ThrottlingException"\}'),
         ("usage queue backing up", r"gateway_usage_queue_depth\) > \d+"),
+        ("usage records refused", r"increase\(gateway_usage_dead_letters_total\[\d+[mh]\]\)"),
         (
             "no successful requests",
             r'unless\s+sum by \(namespace, job\) \(rate\(gateway_requests_total\{status=~"2\.\."\}',
