@@ -12,8 +12,14 @@ count a request twice: November is `start=2026-11-01&end=2026-12-01`.
 
 Costs are rendered from their exact `Decimal`, never through a float: JSON gets a number
 literal with every digit the store holds, CSV and the table the same digits as text.
-A group in which no request had a known price has a `null` cost (empty in CSV, `-` in the
-table), which is not the same as zero.
+A group in which no request had a known price has a `null` cost (empty in CSV, `(null)`
+in the table), which is not the same as zero; a missing group value is shown the same way.
+
+Group values are caller text (a request's `user`), so they are made inert on the way out
+(issue 19, items 5 and 8): a CSV cell starting with `= + - @`, a tab or a CR gets a leading
+`'` (OWASP's rule against formula injection), and the table escapes control characters,
+so an ANSI escape, a CR or a newline in a `user` can neither recolour a terminal nor forge
+a row.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,13 +92,14 @@ def parse_time(value: str | None, *, param: str) -> datetime | None:
     if value is None or not value.strip():
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        return as_utc(datetime.fromisoformat(value.strip()))
     except ValueError:
         raise ValueError(
             f"{param}: {value!r} is not an ISO 8601 date (2026-11-01) "
             "or date-time (2026-11-01T08:00:00Z)"
         ) from None
-    return as_utc(parsed)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is past year 9999 in UTC (issue 19)
+        raise ValueError(f"{param}: {value!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def parse_range(
@@ -146,14 +154,19 @@ def render_csv(report: UsageReport) -> str:
     writer = csv.writer(out)
     writer.writerow(report.columns)
     for row in report.rows:
-        writer.writerow(_text(row.get(c), none="") for c in report.columns)
+        writer.writerow(
+            _csv_cell(_text(row.get(c), none=""))
+            if c in report.group_by
+            else _text(row.get(c), none="")
+            for c in report.columns
+        )
     return out.getvalue()
 
 
 def render_table(report: UsageReport) -> str:
     """Aligned columns for a terminal: text to the left, numbers to the right."""
     header = list(report.columns)
-    body = [[_text(row.get(c), none="-") for c in header] for row in report.rows]
+    body = [[_table_cell(row.get(c)) for c in header] for row in report.rows]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     numeric = [name in METRIC_FIELDS for name in header]
 
@@ -169,6 +182,30 @@ def render_table(report: UsageReport) -> str:
     if not body:
         lines.append("(no usage in this range)")
     return "\n".join(lines) + "\n"
+
+
+# OWASP "CSV Injection": a cell starting with one of these is a formula to a spreadsheet.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# C0 and C1 controls, DEL, and the Unicode bidi controls that reorder a line on screen.
+_TERMINAL_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NULL = "(null)"
+
+
+def _csv_cell(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _table_cell(value: Any) -> str:
+    if value is None:
+        return _NULL
+    text = _TERMINAL_UNSAFE.sub(_escape_char, _text(value, none=_NULL))
+    # A value that reads like the null marker is quoted, so the two never look alike.
+    return repr(text) if text == _NULL else text
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -184,13 +184,13 @@ def test_table_is_aligned() -> None:
     assert lines[0].split() == list(REPORT.columns)
     assert set(lines[1]) == {"-", " "}
     assert lines[2].split()[:2] == ["search", "claude-3-5-sonnet"]
-    assert lines[3].startswith("-  ")  # a missing team
+    assert lines[3].startswith("(null)  ")  # a missing team: not "-", a team may be named that
     # Numbers end at the right edge of their column, text starts at the left of its own.
     requests_end = lines[0].index("requests") + len("requests")
     assert [line[requests_end - 2 : requests_end] for line in lines[2:]] == ["12", " 1", " 3"]
     model_start = lines[0].index("model")
     assert lines[4][model_start:].startswith("nova-micro")
-    assert lines[2].endswith("0.00282") and lines[3].endswith("-")
+    assert lines[2].endswith("0.00282") and lines[3].endswith("(null)")
 
 
 def test_table_of_nothing_says_so() -> None:

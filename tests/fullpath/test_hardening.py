@@ -1,0 +1,62 @@
+"""Issue 19 through the real path: OpenAI SDK / httpx -> our app over HTTP -> the emulator.
+
+Each test here is a defect an adversarial review found; it failed before its fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from typing import Any
+
+import pytest
+
+from tests.fullpath.conftest import ADMIN_KEY, API_KEY, RunningGateway
+
+# A leading tab or CR cannot reach the ledger any more (the stores remove control
+# characters); tests/usage/test_cli.py checks that CSV guards them too.
+FORMULAS = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"]
+
+
+def _usage(gateway: RunningGateway, **params: str) -> Any:
+    with gateway.http() as http:
+        return http.get(
+            "/v1/usage", params=params, headers={"authorization": f"Bearer {ADMIN_KEY}"}
+        )
+
+
+def test_usage_csv_neutralizes_formulas_in_caller_text(gateway: RunningGateway) -> None:
+    # Item 5: a `user` of `=HYPERLINK(...)` was written as is and ran in a spreadsheet.
+    client = gateway.client(API_KEY)
+    for user in FORMULAS:
+        client.chat.completions.create(
+            model="claude-3-5-sonnet", messages=[{"role": "user", "content": "hi"}], user=user
+        )
+    deadline = time.monotonic() + 10
+    rows: list[dict[str, str]] = []
+    while time.monotonic() < deadline:
+        answer = _usage(gateway, group_by="end_user", format="csv")
+        rows = list(csv.DictReader(io.StringIO(answer.text)))
+        if sum(int(row["requests"]) for row in rows) >= len(FORMULAS):
+            break
+        time.sleep(0.05)
+    cells = sorted(row["end_user"] for row in rows)
+    assert cells == sorted("'" + user for user in FORMULAS)
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("start", "9999-12-31T23:59:59-14:00"),
+        ("end", "0001-01-01T00:00:00+01:00"),
+    ],
+)
+def test_usage_times_outside_the_utc_calendar_are_a_400_naming_the_parameter(
+    gateway: RunningGateway, param: str, value: str
+) -> None:
+    # Item 10: this was a 500.
+    answer = _usage(gateway, **{param: value})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == param
