@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -66,18 +67,52 @@ class JsonFormatter(logging.Formatter):
             return json.dumps(data, default=str, separators=(",", ":"))
 
 
+# C0 and C1 controls and DEL: a newline or CR would forge a line, an ESC recolour a terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
+def _escape_control(text: str) -> str:
+    """Control characters as `\\xNN`, the way the JSON format escapes them (issue 19)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _text_value(value: object) -> str:
+    text = str(value)
+    if _NEEDS_QUOTES.search(text):  # could be read as another field: a JSON string
+        text = json.dumps(text, ensure_ascii=False)
+    return _escape_control(text)
+
+
 class TextFormatter(logging.Formatter):
+    """`<time> <LEVEL> <logger>: <message> key=value ...`, one physical line per record.
+
+    Caller text (a model id, a `user`, a header) reaches log lines, so the message and the
+    fields have their control characters escaped: no value can start a line of its own.
+    A traceback keeps its lines, each indented, so it cannot look like a record either.
+    """
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        record.message = _escape_control(record.getMessage())
+        line = self._fmt_line(record)
         extras = {
             k: v for k, v in record.__dict__.items() if k not in _DROPPED and not k.startswith("_")
         }
         if extras:
-            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+            line += " " + " ".join(
+                f"{_escape_control(k)}={_text_value(v)}" for k, v in extras.items()
+            )
+        if record.exc_info:
+            trace = self.formatException(record.exc_info)
+            line += "".join(f"\n    {part}" for part in trace.splitlines())
         return line
+
+    def _fmt_line(self, record: logging.LogRecord) -> str:
+        record.asctime = self.formatTime(record, self.datefmt)
+        return self.formatMessage(record)
 
 
 def configure_logging(config: LoggingConfig) -> None:

@@ -212,3 +212,48 @@ def test_json_lines_carry_any_text_a_model_can_return() -> None:
 
 def test_values_json_cannot_hold_are_written_as_text() -> None:
     assert _line(cost=Decimal("0.0000123"))["cost"] == "0.0000123"
+
+
+def _text_line(message: str, *args: object, **extra: object) -> str:
+    from gateway.logs import TextFormatter
+
+    record = logging.LogRecord("gateway.access", logging.INFO, __file__, 1, message, args, None)
+    record.__dict__.update(extra)
+    return TextFormatter().format(record)
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "m\n2026-01-01 00:00:00,000 INFO gateway.access: request status=200",
+        "m\r\x1b[2Kforged",
+        "m\x00\x85\x7f",
+    ],
+)
+def test_text_format_escapes_control_characters_in_messages_and_fields(evil: str) -> None:
+    # Issue 19, item 12: a model id or user with a newline or ESC forged access lines.
+    line = _text_line("request %s", evil, model=evil, user=f"a {evil}", status=200)
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\x00" not in line
+    assert "\x85" not in line and "\x7f" not in line
+    assert len(line.splitlines()) == 1 and line.endswith(" status=200")
+
+
+def test_text_format_keeps_plain_fields_readable_and_quotes_ambiguous_ones() -> None:
+    line = _text_line("request", model="claude-3-5-sonnet", user="a b=c", team="ünï")
+    assert 'model=claude-3-5-sonnet user="a b=c" team=ünï' in line
+
+
+def test_text_format_indents_a_traceback_so_no_line_looks_like_a_record() -> None:
+    from gateway.logs import TextFormatter
+
+    try:
+        raise ValueError("bad\n2026-01-01 00:00:00,000 INFO gateway.access: forged")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "gateway", logging.ERROR, __file__, 1, "oops", None, sys.exc_info()
+        )
+    lines = TextFormatter().format(record).splitlines()
+    assert lines[0].endswith("ERROR gateway: oops")
+    assert all(line.startswith("    ") for line in lines[1:]) and len(lines) > 2
