@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -39,6 +40,7 @@ from botocore.exceptions import (
 
 import gateway
 from gateway.config import BedrockConfig
+from gateway.translate.shared.errors import access_denied_detail
 from gateway.transport import BedrockHTTPSession
 
 __all__ = [
@@ -49,6 +51,8 @@ __all__ = [
     "InvokeResult",
     "StaticCredentials",
 ]
+
+logger = logging.getLogger("gateway.bedrock")
 
 
 class BedrockError(Exception):
@@ -103,7 +107,7 @@ class StaticCredentials(Protocol):
     def secret_key(self) -> str: ...
 
 
-def _bedrock_error(exc: BaseException) -> BedrockError:
+def _bedrock_error(exc: BaseException, model_id: str | None = None) -> BedrockError:
     """Normalise botocore / aiohttp failures into one exception type with a stable name."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -113,6 +117,13 @@ def _bedrock_error(exc: BaseException) -> BedrockError:
         name = code[:1].upper() + code[1:]
         message = str(error.get("Message") or error.get("message") or name)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if name == "AccessDeniedException":
+            # Bedrock's text names the AWS account and the role ARN: for the operator's
+            # log, never for the caller (issue 19, item 13), who learns only the model.
+            logger.warning(
+                "Bedrock refused the gateway's AWS identity for model %s: %s", model_id, message
+            )
+            message = access_denied_detail(model_id)
         return BedrockError(name, message, status=status if isinstance(status, int) else None)
     if isinstance(exc, ReadTimeoutError | asyncio.TimeoutError):
         return BedrockError("ReadTimeout", "Bedrock did not answer within the read timeout")
@@ -147,15 +158,16 @@ class _AioStream:
     gone, reading the rest of the answer would only burn tokens we cannot deliver.
     """
 
-    def __init__(self, event_stream: Any) -> None:
+    def __init__(self, event_stream: Any, model_id: str | None = None) -> None:
         self._events = event_stream
+        self._model_id = model_id
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         try:
             async for event in self._events:
                 yield event
         except _TRANSPORT_ERRORS as exc:
-            raise _bedrock_error(exc) from exc
+            raise _bedrock_error(exc, self._model_id) from exc
 
     async def aclose(self) -> None:
         self._events.close()
@@ -280,7 +292,7 @@ class AioBedrockClient:
         try:
             response: dict[str, Any] = await client.converse(modelId=model_id, **request)
         except _TRANSPORT_ERRORS as exc:
-            raise _bedrock_error(exc) from exc
+            raise _bedrock_error(exc, model_id) from exc
         return response
 
     async def converse_stream(
@@ -290,8 +302,8 @@ class AioBedrockClient:
         try:
             response = await client.converse_stream(modelId=model_id, **request)
         except _TRANSPORT_ERRORS as exc:
-            raise _bedrock_error(exc) from exc
-        return _AioStream(response["stream"])
+            raise _bedrock_error(exc, model_id) from exc
+        return _AioStream(response["stream"], model_id)
 
     async def invoke_model(
         self, model_id: str, body: bytes, *, region: str | None = None
@@ -307,6 +319,6 @@ class AioBedrockClient:
             async with response["body"] as stream:
                 data: bytes = await stream.read()
         except _TRANSPORT_ERRORS as exc:
-            raise _bedrock_error(exc) from exc
+            raise _bedrock_error(exc, model_id) from exc
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         return InvokeResult(data, headers.get("x-amzn-bedrock-input-token-count"))

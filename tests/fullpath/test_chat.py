@@ -188,6 +188,10 @@ def test_bedrock_errors_map_to_openai_errors(
         assert int(info.value.response.headers["retry-after"]) >= 1
     if bedrock_error == "AccessDeniedException":
         assert "gateway" in body["message"].lower()
+        # Issue 19, item 13: Bedrock's text (here "boom"; in AWS the account and role ARN)
+        # stays in the log; the caller learns the model.
+        assert "boom" not in body["message"]
+        assert "amazon.nova-micro-v1:0" in body["message"]
 
 
 def test_bedrock_unreachable_is_502(start_gateway: GatewayFactory) -> None:

@@ -6,7 +6,7 @@ import botocore.session
 import pytest
 
 from gateway.errors import UpstreamError
-from gateway.translate.shared.errors import BEDROCK_ERRORS, to_upstream_error
+from gateway.translate.shared.errors import BEDROCK_ERRORS, access_denied_detail, to_upstream_error
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,8 @@ def test_bedrock_errors(name: str, status: int, type_: str, code: str, retryable
         code,
         name,
     )
-    assert "Bedrock said no." in error.message
+    # AccessDenied alone keeps Bedrock's text out (it names the AWS account).
+    assert ("Bedrock said no." in error.message) == (name != "AccessDeniedException")
     assert error.to_openai() == {
         "error": {"message": error.message, "type": type_, "param": None, "code": code}
     }
@@ -71,12 +72,26 @@ def test_every_modelled_exception_has_a_row() -> None:
 
 def test_access_denied_blames_the_gateway_identity_not_the_caller() -> None:
     error = to_upstream_error(
-        "AccessDeniedException", "You don't have access to the model with the specified model ID."
+        "AccessDeniedException", access_denied_detail("amazon.nova-micro-v1:0")
     )
     assert error.message == (
-        "The gateway's AWS credentials are not allowed to call this model (Bedrock"
-        " AccessDeniedException: You don't have access to the model with the specified"
-        " model ID.). Ask the gateway operator to enable model access."
+        "The gateway's AWS credentials are not allowed to call model 'amazon.nova-micro-v1:0'"
+        " (Bedrock AccessDeniedException). Ask the gateway operator to enable access to it"
+        " in Bedrock."
+    )
+
+
+def test_access_denied_never_passes_on_bedrocks_own_text() -> None:
+    # Issue 19, item 13: Bedrock's message names the account id and the role ARN.
+    leak = (
+        "User: arn:aws:sts::123456789012:assumed-role/gw-role/i-0abc is not authorized to"
+        " perform: bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1::model/x"
+    )
+    error = to_upstream_error("AccessDeniedException", leak)
+    assert "123456789012" not in error.message and "arn:" not in error.message
+    assert "this model" in error.message
+    assert (
+        "123456789012" not in to_upstream_error("accessDeniedException", "model 'x' 1234").message
     )
 
 

@@ -13,6 +13,7 @@ Bedrock client normalises the camel-case names of event-stream exception frames,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gateway.errors import UpstreamError
@@ -22,14 +23,19 @@ __all__ = [
     "DEFAULT_RETRY_AFTER_S",
     "UNKNOWN_ERROR",
     "ErrorMapping",
+    "access_denied_detail",
     "to_upstream_error",
 ]
 
 _UPSTREAM = "Bedrock {name}: {detail}"
+# No Bedrock text here: AccessDeniedException's message names the AWS account and role
+# ARN (issue 19, item 13). `gateway.bedrock.client` logs it and passes on only
+# `access_denied_detail(model_id)`; `{detail}` is then that, or "this model".
 _GATEWAY_ACCESS = (
-    "The gateway's AWS credentials are not allowed to call this model "
-    "(Bedrock {name}: {detail}). Ask the gateway operator to enable model access."
+    "The gateway's AWS credentials are not allowed to call {detail} "
+    "(Bedrock {name}). Ask the gateway operator to enable access to it in Bedrock."
 )
+_ACCESS_DETAIL = re.compile(r"model '[^'\n]{1,2048}'")
 _THROTTLED = "Bedrock is limiting requests to this model (Bedrock {name}: {detail})."
 _TIMEOUT = "Bedrock did not answer in time (Bedrock {name}: {detail})."
 _UNREACHABLE = "The gateway could not reach Bedrock ({name}: {detail})."
@@ -103,6 +109,11 @@ UNKNOWN_ERROR = ErrorMapping(502, "server_error", "upstream_error")
 DEFAULT_RETRY_AFTER_S = 1.0
 
 
+def access_denied_detail(model_id: str | None) -> str:
+    """What an AccessDeniedException may tell the caller: the model, nothing of AWS's text."""
+    return "this model" if not model_id else f"model '{model_id}'"
+
+
 def to_upstream_error(
     name: str, message: str, *, retry_after_s: float | None = None
 ) -> UpstreamError:
@@ -112,6 +123,8 @@ def to_upstream_error(
     if retry_after_s is None and mapping.status == 429:
         retry_after_s = DEFAULT_RETRY_AFTER_S
     detail = message.strip() or "no message"
+    if mapping.message is _GATEWAY_ACCESS and not _ACCESS_DETAIL.fullmatch(detail):
+        detail = "this model"  # not from `access_denied_detail`: may name the account
     return UpstreamError(
         mapping.message.format(name=name, detail=detail),
         status=mapping.status,
