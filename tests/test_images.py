@@ -311,18 +311,18 @@ FORBIDDEN = [
     ("http://%31%32%37.0.0.1/x.png", "not a valid IPv4 address"),
     ("http://127.0.0.%31/x.png", "not a valid host name"),
     # Names that resolve to forbidden addresses.
-    ("http://internal.example/x.png", "'internal.example' resolves to a non-public address"),
-    ("https://metadata.example/latest/", "resolves to a non-public address"),
-    ("https://mixed.example/x.png", "resolves to a non-public address"),
-    ("https://mixed6.example/x.png", "resolves to a non-public address"),
-    ("https://mapped.example/x.png", "resolves to a non-public address"),
-    ("https://nat64.example/x.png", "resolves to a non-public address"),
-    ("https://ula.example/x.png", "resolves to a non-public address"),
-    ("https://cgnat.example/x.png", "resolves to a non-public address"),
-    ("https://scoped.example/x.png", "resolves to a non-public address"),
-    ("http://localhost/x.png", "resolves to a non-public address"),
-    ("http://LOCALHOST./x.png", "resolves to a non-public address"),
-    ("https://garbage.example/x.png", "resolves to a non-public address"),
+    ("http://internal.example/x.png", "'internal.example' does not resolve to a public address"),
+    ("https://metadata.example/latest/", "does not resolve to a public address"),
+    ("https://mixed.example/x.png", "does not resolve to a public address"),
+    ("https://mixed6.example/x.png", "does not resolve to a public address"),
+    ("https://mapped.example/x.png", "does not resolve to a public address"),
+    ("https://nat64.example/x.png", "does not resolve to a public address"),
+    ("https://ula.example/x.png", "does not resolve to a public address"),
+    ("https://cgnat.example/x.png", "does not resolve to a public address"),
+    ("https://scoped.example/x.png", "does not resolve to a public address"),
+    ("http://localhost/x.png", "does not resolve to a public address"),
+    ("http://LOCALHOST./x.png", "does not resolve to a public address"),
+    ("https://garbage.example/x.png", "does not resolve to a public address"),
 ]
 
 
@@ -347,8 +347,8 @@ async def test_resolved_private_address_is_logged_but_not_told_to_the_client(
 
 FORBIDDEN_REDIRECTS = [
     ("http://10.0.0.1/x.png", "10.0.0.1 is a private address"),
-    ("http://internal.example/x.png", "resolves to a non-public address"),
-    ("//metadata.example/latest/", "resolves to a non-public address"),
+    ("http://internal.example/x.png", "does not resolve to a public address"),
+    ("//metadata.example/latest/", "does not resolve to a public address"),
     ("http://[::ffff:169.254.169.254]/latest/", "(embedded IPv4)"),
     ("http://2130706433/", "loopback"),
     ("file:///etc/passwd", "redirected to a URL with scheme 'file'"),
@@ -524,7 +524,7 @@ async def test_allowed_hosts_do_not_bypass_the_address_check(
 ) -> None:
     anything = router.route().mock(image(PNG))
     fetcher = make(allowed_hosts=["internal.example", "127.0.0.1"])
-    assert "non-public" in await refused(fetcher, "https://internal.example/x")
+    assert "not resolve to a public address" in await refused(fetcher, "https://internal.example/x")
     assert "loopback" in await refused(fetcher, "https://127.0.0.1/x")
     assert not anything.called
 
@@ -689,12 +689,17 @@ async def test_transport_errors(
 @pytest.mark.parametrize(
     ("host", "message"),
     [
-        ("unknown.example", "could not resolve the host name 'unknown.example'"),
-        ("empty.example", "'empty.example' has no addresses"),
+        ("unknown.example", "'unknown.example' does not resolve to a public address"),
+        ("empty.example", "'empty.example' does not resolve to a public address"),
+        ("internal.example", "'internal.example' does not resolve to a public address"),
     ],
 )
 async def test_unresolvable_hosts(make: Factory, host: str, message: str) -> None:
-    assert message in await refused(make(), f"https://{host}/x.png")
+    # Issue 19, item 14: the same answer as for a name that resolves to a private address,
+    # so that a caller cannot tell which internal DNS names exist.
+    assert (await refused(make(), f"https://{host}/x.png")).endswith(
+        message + "; the gateway only fetches images from public addresses"
+    )
 
 
 async def test_default_resolver_is_the_event_loops_getaddrinfo(
@@ -721,7 +726,9 @@ async def test_default_resolver_is_the_event_loops_getaddrinfo(
         ImagesConfig(), transport=httpx.MockTransport(router.async_handler)
     ) as f:
         assert await f.fetch("https://images.example/x.png", param=PARAM) == ("png", PNG)
-        assert "could not resolve" in await refused(f, "https://nowhere.example/x.png")
+        assert "does not resolve to a public address" in await refused(
+            f, "https://nowhere.example/x.png"
+        )
     assert route.called
     assert seen[-1] == ("nowhere.example", 443, socket.SOCK_STREAM)
 

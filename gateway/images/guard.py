@@ -278,12 +278,12 @@ class AddressGuardTransport(httpx.AsyncBaseTransport):
             raise BlockedAddressError(f"{host!r} is not a valid host name", request=request)
         try:
             resolved = await self._resolve(host, port)
-        except OSError:
-            raise UnresolvableHostError(
-                f"could not resolve the host name {host!r}", request=request
-            ) from None
+        except OSError as exc:
+            logger.info("refused image fetch from %s: it does not resolve (%s)", host, exc)
+            raise UnresolvableHostError(_not_public(host), request=request) from None
         if not resolved:
-            raise UnresolvableHostError(f"{host!r} has no addresses", request=request)
+            logger.info("refused image fetch from %s: it has no addresses", host)
+            raise UnresolvableHostError(_not_public(host), request=request)
         addresses = list(_parse_resolved(resolved))
         for address, text in zip(addresses, resolved, strict=True):
             reason = forbidden_reason(address) if address is not None else "unparseable"
@@ -293,13 +293,19 @@ class AddressGuardTransport(httpx.AsyncBaseTransport):
                 logger.warning(
                     "refused image fetch from %s: it resolves to %s address %s", host, reason, text
                 )
-                raise BlockedAddressError(
-                    f"the host {host!r} resolves to a non-public address; the gateway only "
-                    "fetches images from public addresses",
-                    request=request,
-                )
+                raise BlockedAddressError(_not_public(host), request=request)
         checked = [_connectable(address) for address in addresses if address is not None]
         return list(dict.fromkeys(checked)), True
+
+
+def _not_public(host: str) -> str:
+    # One message whether the name does not resolve or resolves to a private address: two
+    # would let a caller probe which internal DNS names exist (issue 19, item 14). The
+    # log line says which it was.
+    return (
+        f"the host {host!r} does not resolve to a public address; the gateway only "
+        "fetches images from public addresses"
+    )
 
 
 def _parse_resolved(resolved: Iterable[str]) -> Iterable[IPAddress | None]:
