@@ -170,6 +170,10 @@ def create_app(
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
+    # Starlette answers `/v1/chat/completions/` with a 307 whose Location is built from the
+    # Host header: an open redirect for whoever controls that header (issue 19, item 14).
+    # Every route has one spelling; anything else is an ordinary 404.
+    app.router.redirect_slashes = False
     return app
 
 

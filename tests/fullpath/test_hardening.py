@@ -60,3 +60,20 @@ def test_usage_times_outside_the_utc_calendar_are_a_400_naming_the_parameter(
     answer = _usage(gateway, **{param: value})
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions/", "/v1/embeddings/", "/v1/models/"])
+def test_a_trailing_slash_is_a_404_not_a_redirect_built_from_the_host_header(
+    gateway: RunningGateway, path: str
+) -> None:
+    # Item 14: this was a 307 with `Location: http://evil.example/v1/chat/completions`.
+    with gateway.http() as http:
+        answer = http.request(
+            "GET" if path == "/v1/models/" else "POST",
+            path,
+            json={"model": "claude-3-5-sonnet", "messages": [{"role": "user", "content": "x"}]},
+            headers={"authorization": f"Bearer {API_KEY}", "host": "evil.example"},
+        )
+    assert answer.status_code == 404
+    assert "location" not in answer.headers
+    assert answer.json()["error"]["type"] == "not_found_error"
