@@ -76,6 +76,13 @@ def create_app(
     tune_gc: bool = False,
 ) -> Starlette:
     runtime = Runtime.build(config)
+    if not config.models and not config.allow_unlisted_models:
+        # `models: []` in the file: every call will be a 404 (issue 19, item 17).
+        logger.warning(
+            "no models are configured (models: []) and allow_unlisted_models is false: "
+            "every chat and embedding call will be refused with 404; remove `models:` to "
+            "use the embedded catalogue"
+        )
     metrics_ = Metrics(registry)
     public_paths = frozenset({"/healthz", "/readyz", config.metrics.path})
 

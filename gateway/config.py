@@ -413,6 +413,11 @@ def parse_config(text: str, env: Mapping[str, str], *, source: str) -> GatewayCo
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys")
     data = _interpolate_values(data, env, source=source, path="")
+    if "models" not in data:
+        # A file that does not mention `models` gets the embedded catalogue, as no file at
+        # all does; it used to get no models, and every call a silent 404 (issue 19, item
+        # 17). `models: []` still means none (the start-up log says so).
+        data = {**data, "models": _DEFAULT_MODELS}
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:

@@ -91,7 +91,19 @@ def test_empty_file_is_all_defaults() -> None:
     config = parse_config("", {}, source="c.yaml")
     assert config.server.port == 8080
     assert config.usage.store == "sqlite:///gateway-usage.db"
-    assert config.models == []
+    # Issue 19, item 17: no `models:` means the embedded catalogue, as with no file at all.
+    assert config.models == default_config().models
+
+
+def test_an_explicit_empty_model_list_stays_empty() -> None:
+    assert parse_config("models: []\n", {}, source="c.yaml").models == []
+
+
+def test_a_file_without_models_but_with_keys_serves_the_catalogue() -> None:
+    config = parse_config(
+        "auth:\n  keys:\n    - {id: a, key_sha256: '" + "ab" * 32 + "'}\n", {}, source="c"
+    )
+    assert {m.name for m in config.models} >= {"claude-3-5-sonnet", "nova-micro"}
 
 
 def test_no_file_means_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
