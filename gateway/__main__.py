@@ -144,7 +144,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    return asyncio.run(run_demo(port=args.port))
+    return asyncio.run(run_demo(port=args.port, host=args.host, key=args.key))
 
 
 def _cmd_usage(args: argparse.Namespace) -> int:
@@ -178,7 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve)
 
     demo = commands.add_parser("demo", help="the gateway in front of the built-in emulator")
+    demo.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    demo.add_argument("--key", help="the demo API key (default: a fresh one, printed)")
     demo.set_defaults(func=_cmd_demo)
 
     emulator = commands.add_parser("emulator", help="only the built-in Bedrock emulator")

@@ -4,6 +4,11 @@ For a newcomer with no AWS account: both servers share one event loop, the gatew
 Bedrock client points at the emulator on a free loopback port with throwaway credentials
 (the emulator checks that requests are signed, not by whom), and a fresh API key is
 printed so the first `curl` or OpenAI SDK call works at once.
+
+The gateway's port is bound before anything is printed: a taken port is one error line and
+exit status 1, never a key and a curl line for a server that then fails to start (issue 19,
+item 20). `--key` fixes the key (scripts and workshops), under the same rules as any
+plaintext key in a config file.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
+import sys
 from dataclasses import dataclass
 
 import uvicorn
+from pydantic import ValidationError
 
 from gateway.app import create_app
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, format_validation_error
 from gateway.emulator.app import create_emulator_app
 from gateway.logs import configure_logging, uvicorn_log_config
 
@@ -29,10 +36,12 @@ class _DemoCredentials:
     secret_key: str = "demo"
 
 
-def demo_config(*, emulator_url: str, api_key: str, port: int) -> GatewayConfig:
+def demo_config(
+    *, emulator_url: str, api_key: str, port: int, host: str = "127.0.0.1"
+) -> GatewayConfig:
     return GatewayConfig.model_validate(
         {
-            "server": {"host": "127.0.0.1", "port": port},
+            "server": {"host": host, "port": port},
             "bedrock": {"region": "us-east-1", "endpoint_url": emulator_url},
             "models": [
                 {
@@ -64,11 +73,38 @@ def _loopback_socket() -> socket.socket:
     return sock
 
 
-async def run_demo(*, port: int) -> int:
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Bound and listening now, so that a taken port is known before anything is printed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def run_demo(*, port: int, host: str = "127.0.0.1", key: str | None = None) -> int:
+    api_key = key if key is not None else "demo-" + secrets.token_urlsafe(32)
+    try:
+        config = demo_config(
+            emulator_url="http://127.0.0.1:1", api_key=api_key, port=port, host=host
+        )
+    except ValidationError as exc:
+        print(f"error: {format_validation_error(exc, '--key')}", file=sys.stderr)
+        return 2
+    try:
+        gateway_sock = _listening_socket(host, port)
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     emulator_sock = _loopback_socket()
     emulator_url = f"http://127.0.0.1:{emulator_sock.getsockname()[1]}"
-    api_key = "demo-" + secrets.token_urlsafe(16)
-    config = demo_config(emulator_url=emulator_url, api_key=api_key, port=port)
+    port = gateway_sock.getsockname()[1]
+    config = demo_config(emulator_url=emulator_url, api_key=api_key, port=port, host=host)
     configure_logging(config.logging)
     emulator = uvicorn.Server(
         uvicorn.Config(create_emulator_app(), log_level="warning", access_log=False)
@@ -76,20 +112,20 @@ async def run_demo(*, port: int) -> int:
     gateway = uvicorn.Server(
         uvicorn.Config(
             create_app(config, credentials=_DemoCredentials(), tune_gc=True),
-            host="127.0.0.1",
-            port=port,
             log_config=uvicorn_log_config(),
             access_log=False,
         )
     )
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
     print(
         f"""
-bedrock-gateway demo: the gateway on http://127.0.0.1:{port}/v1, in front of the built-in
+bedrock-gateway demo: the gateway on {base}/v1, in front of the built-in
 Bedrock emulator at {emulator_url} (no AWS account needed).
 
   API key: {api_key}
 
-  curl http://127.0.0.1:{port}/v1/chat/completions \\
+  curl {base}/v1/chat/completions \\
     -H "Authorization: Bearer {api_key}" -H "content-type: application/json" \\
     -d '{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
 
@@ -100,7 +136,7 @@ titan-embed-text-v2 (alias text-embedding-3-small). Ctrl-C stops.
     )
     emulator_task = asyncio.create_task(emulator.serve(sockets=[emulator_sock]))
     try:
-        await gateway.serve()
+        await gateway.serve(sockets=[gateway_sock])
     finally:
         emulator.should_exit = True
         await emulator_task
