@@ -33,6 +33,8 @@ class Conversation:
     """Characters of all text in `system` and `messages`, directive line excluded."""
     max_tokens: int | None
     """`inferenceConfig.maxTokens`, when it is a positive integer."""
+    forced_tool: tuple[str, Any] | None = None
+    """(name, input JSON schema) of the tool `toolConfig.toolChoice` forces, if any."""
 
 
 def split_directive(text: str) -> tuple[str, str | None]:
@@ -168,4 +170,34 @@ def read_conversation(body: Mapping[str, Any]) -> Conversation:
         value = config.get("maxTokens")
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             max_tokens = value
-    return Conversation("\n".join(texts), directive, chars, max_tokens)
+    return Conversation(
+        "\n".join(texts), directive, chars, max_tokens, _forced_tool(body.get("toolConfig"))
+    )
+
+
+def _forced_tool(tool_config: Any) -> tuple[str, Any] | None:
+    """The tool a request forces: `toolChoice.tool.name`, or the first tool for `any`.
+
+    Bedrock answers a forced choice with a call to that tool; `auto` (or none) leaves the
+    choice to the model, which the emulator's default answer (text) stands for.
+    """
+    if not isinstance(tool_config, dict):
+        return None
+    choice = tool_config.get("toolChoice")
+    specs = [
+        tool["toolSpec"]
+        for tool in tool_config.get("tools") or ()
+        if isinstance(tool, dict) and isinstance(tool.get("toolSpec"), dict)
+    ]
+    if not isinstance(choice, dict) or not specs:
+        return None
+    if isinstance(named := choice.get("tool"), dict):
+        spec = next((s for s in specs if s.get("name") == named.get("name")), None)
+    elif "any" in choice:
+        spec = specs[0]
+    else:
+        return None
+    if spec is None or not isinstance(spec.get("name"), str):
+        return None
+    schema = spec.get("inputSchema")
+    return spec["name"], schema.get("json") if isinstance(schema, dict) else None

@@ -31,6 +31,7 @@ from gateway.emulator.plan import (
     ToolCall,
     Usage,
 )
+from gateway.emulator.schema_example import example_for
 
 __all__ = [
     "INVOKE_KEYS",
@@ -284,6 +285,10 @@ def _usage(
 def _build(raw: Mapping[str, Any], conversation: Conversation) -> Script:
     _only(raw, KEYS, "@emulator")
     tool_calls = _tool_calls(raw.get("tool_calls"))
+    if not tool_calls and "reply" not in raw and conversation.forced_tool is not None:
+        # A forced tool gets a call to it, as Bedrock's model answers (SCRIPTING.md).
+        name, schema = conversation.forced_tool
+        tool_calls = _tool_calls([{"name": name, "input": example_for(schema, name=name)}])
     reasoning = _reasoning(raw.get("reasoning"))
     if "reply" in raw:
         reply = _text(raw["reply"], "'reply'")

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
-from typing import Any
+from typing import Any, Literal
 
+import pydantic
 import pytest
 
 from tests.fullpath.conftest import ADMIN_KEY, API_KEY, RunningGateway
@@ -77,3 +79,46 @@ def test_a_trailing_slash_is_a_404_not_a_redirect_built_from_the_host_header(
     assert answer.status_code == 404
     assert "location" not in answer.headers
     assert answer.json()["error"]["type"] == "not_found_error"
+
+
+class Weather(pydantic.BaseModel):
+    city: str
+    unit: Literal["celsius", "fahrenheit"]
+    days: int = pydantic.Field(ge=1)
+
+
+def test_structured_output_parse_works_against_the_emulator(gateway: RunningGateway) -> None:
+    # Item 19: `client.chat.completions.parse(...)` failed against `demo` without a script.
+    completion = gateway.client(API_KEY).chat.completions.parse(
+        model="claude-3-5-sonnet",
+        messages=[{"role": "user", "content": "Weather in Paris for three days?"}],
+        response_format=Weather,
+    )
+    parsed = completion.choices[0].message.parsed
+    assert isinstance(parsed, Weather)
+    assert parsed.unit == "celsius" and parsed.days >= 1
+
+
+def test_a_named_tool_choice_gets_a_call_to_that_tool(gateway: RunningGateway) -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                "required": ["city", "days"],
+            },
+        },
+    }
+    completion = gateway.client(API_KEY).chat.completions.create(
+        model="claude-3-5-sonnet",
+        messages=[{"role": "user", "content": "Weather?"}],
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls or []
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments) == {"city": "example city", "days": 0}  # type: ignore[union-attr]
