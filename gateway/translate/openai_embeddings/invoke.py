@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError, UpstreamError
+from gateway.translate.openai_embeddings.inputs import MAX_INPUTS, embedding_inputs
 
 __all__ = [
     "MAX_INPUTS",
@@ -51,7 +52,6 @@ __all__ = [
 
 # OpenAI rejects arrays longer than this; we keep the same contract so a client that works
 # against OpenAI works here, and so one request can never fan out into unbounded calls.
-MAX_INPUTS = 2048
 
 
 class EmbeddingFamily(enum.StrEnum):
@@ -134,43 +134,6 @@ def embedding_family(model_id: str) -> EmbeddingFamily | None:
     """
     match = _BASE_ID_PATTERN.search(model_id)
     return _BASE_IDS[match.group(1)] if match else None
-
-
-def embedding_inputs(value: object) -> list[str]:
-    """OpenAI's `input` as a list of texts, or the 400 OpenAI itself would give.
-
-    Token-id inputs are refused rather than decoded: they are ids in OpenAI's tokenizer,
-    which no Bedrock model shares, so there is no text to recover from them.
-    """
-    if isinstance(value, str):
-        texts = [value]
-    elif isinstance(value, list):
-        if not value:
-            raise InvalidRequestError("input must not be an empty array", param="input")
-        if _is_token_ids(value):
-            raise InvalidRequestError(
-                "input is given as token ids; Bedrock embedding models take text, "
-                "so send a string or an array of strings",
-                param="input",
-            )
-        if not all(isinstance(item, str) for item in value):
-            raise InvalidRequestError(
-                "input must be a string or an array of strings", param="input"
-            )
-        texts = list(value)
-    else:
-        raise InvalidRequestError("input must be a string or an array of strings", param="input")
-
-    if len(texts) > MAX_INPUTS:
-        raise InvalidRequestError(
-            f"input has {len(texts)} items; at most {MAX_INPUTS} are allowed per request",
-            param="input",
-        )
-    for index, text in enumerate(texts):
-        if not text:
-            where = "input" if isinstance(value, str) else f"input[{index}]"
-            raise InvalidRequestError(f"{where} must not be an empty string", param="input")
-    return texts
 
 
 def plan_embedding_calls(
@@ -415,12 +378,3 @@ _ENCODERS: dict[str, Callable[[Sequence[float]], list[float] | str]] = {
     "float": _as_floats,
     "base64": _as_base64,
 }
-
-
-def _is_token_ids(items: list[Any]) -> bool:
-    def is_id(item: object) -> bool:
-        return isinstance(item, int) and not isinstance(item, bool)
-
-    return all(is_id(item) for item in items) or all(
-        isinstance(item, list) and all(is_id(token) for token in item) for item in items
-    )
