@@ -191,11 +191,10 @@ async def test_an_outage_is_not_mistaken_for_bad_rows(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_the_real_postgres_refusing_a_row_blocks_nothing(
     backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend.kind != "postgres":
-        pytest.skip("this drives PostgreSQL's own refusal of a NUL byte")
     # Without the stores' cleaning (the first layer), PostgreSQL refuses the NUL itself:
     # this is the refusal of the issue, and the recorder must isolate it.
     monkeypatch.setattr(postgres, "clean_row_text", lambda row: row)
