@@ -8,13 +8,25 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
+from pathlib import Path
 from typing import Any, Literal
 
+import openai
 import pydantic
 import pytest
 
-from tests.fullpath.conftest import ADMIN_KEY, API_KEY, RunningGateway
+from tests.fullpath.conftest import (
+    ADMIN_KEY,
+    API_KEY,
+    GatewayFactory,
+    RunningGateway,
+    base_config,
+    script,
+    sha,
+)
+from tests.servers import ServerThread
 
 # A leading tab or CR cannot reach the ledger any more (the stores remove control
 # characters); tests/usage/test_cli.py checks that CSV guards them too.
@@ -122,3 +134,47 @@ def test_a_named_tool_choice_gets_a_call_to_that_tool(gateway: RunningGateway) -
     (call,) = choice.message.tool_calls or []
     assert call.function.name == "get_weather"  # type: ignore[union-attr]
     assert json.loads(call.function.arguments) == {"city": "example city", "days": 0}  # type: ignore[union-attr]
+
+
+def test_a_disabled_key_listed_as_admin_is_refused_everywhere(
+    start_gateway: GatewayFactory, emulator: ServerThread, tmp_path: Path
+) -> None:
+    # Item 2: it became the unrestricted `admin-<digest8>` principal.
+    auth = base_config(emulator.url, tmp_path)["auth"]
+    auth["admin_keys_sha256"].append(sha("sk-disabled"))  # "gone" is disabled: see harness
+    gateway = start_gateway(auth=auth)
+    with gateway.http() as http:
+        for method, path in (("GET", "/v1/usage"), ("GET", "/v1/models")):
+            answer = http.request(method, path, headers={"authorization": "Bearer sk-disabled"})
+            assert answer.status_code == 401, path
+    with pytest.raises(openai.AuthenticationError):
+        gateway.client("sk-disabled").chat.completions.create(
+            model="nova-micro", messages=[{"role": "user", "content": "hi"}]
+        )
+    admin = gateway.client(ADMIN_KEY).models.list()  # the other admin still works
+    assert admin.data
+
+
+def test_access_denied_is_logged_for_the_operator_not_told_to_the_caller(
+    gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Item 13: Bedrock's text carries the AWS account id and the role ARN.
+    leak = "User: arn:aws:sts::123456789012:assumed-role/gw/i-0 is not authorized"
+    with (
+        caplog.at_level(logging.WARNING, logger="gateway.bedrock"),
+        pytest.raises(openai.PermissionDeniedError) as caught,
+    ):
+        gateway.client(API_KEY).chat.completions.create(
+            model="nova-micro",
+            messages=[
+                {
+                    "role": "user",
+                    "content": script(error={"type": "AccessDeniedException", "message": leak}),
+                }
+            ],
+        )
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert "123456789012" not in body["message"] and "arn:" not in body["message"]
+    assert "amazon.nova-micro-v1:0" in body["message"]
+    assert any("123456789012" in record.getMessage() for record in caplog.records)
