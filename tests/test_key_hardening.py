@@ -6,9 +6,11 @@ Each case here let a request through, or printed a secret, before the fix.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
+from gateway.__main__ import main
 from gateway.config import AuthConfig, ConfigError, masked_config, parse_config
 from gateway.keys.index import KeyIndex
 
@@ -112,3 +114,17 @@ def test_check_config_masks_every_url_password_form(
     assert shown == masked
     if secret is not None:
         assert secret not in repr(data)
+
+
+def test_check_config_command_prints_no_url_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "limits: {store: 'redis://:r3dis-pw@cache:6379/0'}\n"
+        "usage: {store: 'postgresql://gw:p@ss@db/usage?password=q-pw'}\n"
+    )
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    for secret in ("r3dis-pw", "p@ss", "q-pw"):
+        assert secret not in out
