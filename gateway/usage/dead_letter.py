@@ -6,6 +6,10 @@ recorder appends it here, with the store's error, and moves on. The file is JSON
 `{"record": {...}, "error": "..."}` each, in the spill file's record encoding, so an
 operator can fix a line and feed it back; nothing replays it automatically.
 
+`is_outage` is how the recorder tells the two apart: an error that is about the store
+(network, timeouts, a full disk, a shutdown) is retried as an outage; only what is left
+(the driver refusing the row's data) can send a record here.
+
 Several worker processes may share the path: each append is one `write()` on an
 `O_APPEND` descriptor, which the kernel keeps whole for a local file. Blocking: the
 recorder calls `append` through `asyncio.to_thread`.
@@ -15,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 from gateway.usage.record import UsageRecord
 from gateway.usage.spill import encode_record
 
-__all__ = ["DeadLetterFile", "dead_letter_path"]
+__all__ = ["DeadLetterFile", "dead_letter_path", "is_outage"]
 
 
 def dead_letter_path(spill_path: Path) -> Path:
@@ -46,3 +51,24 @@ class DeadLetterFile:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+# PostgreSQL error classes that are about the server, not the row: connection (08),
+# transaction rollback (40), insufficient resources such as a full disk (53), object not in
+# prerequisite state (55), operator intervention (57), system error (58), internal (XX).
+# A refused row is class 22 (data exception: NUL, bad encoding) or 54 (a value too large
+# for an index).
+_OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "XX"})
+
+
+def is_outage(exc: Exception) -> bool:
+    """Whether a failed write says the store is unwell, rather than that a row is bad.
+
+    Timeouts, network failures (ConnectionError is an OSError), SQLite's OperationalError
+    (locked, disk full, I/O error) and the PostgreSQL classes above are retried as an
+    outage: a full disk must not send every record to the dead-letter file.
+    """
+    if isinstance(exc, TimeoutError | OSError | sqlite3.OperationalError):
+        return True
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(state, str) and state[:2] in _OUTAGE_SQLSTATE_CLASSES

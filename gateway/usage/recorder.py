@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway.usage.dead_letter import DeadLetterFile
+from gateway.usage.dead_letter import DeadLetterFile, is_outage
 from gateway.usage.record import UsageRecord
 from gateway.usage.spill import SpillFile
 from gateway.usage.store import UsageStore
@@ -332,14 +332,14 @@ class UsageRecorder:
         written alone; a row that fails twice, not with a network error, while the store
         still answers is refused data, not an outage.
         """
-        if _is_outage(error) or not await self._store_answers():
+        if is_outage(error) or not await self._store_answers():
             return False
         for record in records:
             for attempt in range(2):
                 try:
                     await asyncio.wait_for(self.store.write([record]), self._write_timeout_s)
                 except Exception as exc:
-                    if _is_outage(exc) or not await self._store_answers():
+                    if is_outage(exc) or not await self._store_answers():
                         return False
                     if attempt == 1:
                         await self._dead_letter(record, exc)
@@ -411,12 +411,6 @@ class UsageRecorder:
             self._on_depth(self.depth)
         except Exception:
             logger.exception("usage queue depth callback failed")
-
-
-def _is_outage(exc: Exception) -> bool:
-    # Timeouts and network failures (ConnectionError is an OSError) say nothing about the
-    # row; a store refusing data raises its driver's own error (asyncpg.DataError, ...).
-    return isinstance(exc, (TimeoutError, OSError))
 
 
 def _claim_spill(path: Path) -> tuple[SpillFile, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -257,4 +258,67 @@ async def test_readyz_says_when_the_ledger_is_behind(
     assert response.status_code == 503
     body = json.loads(bytes(response.body))
     assert body["status"] == "usage ledger behind" and body["usage_queue_depth"] == 1
+    await recorder.aclose()
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _DriverError("53100"),  # PostgreSQL disk_full
+        _DriverError("57P01"),  # admin_shutdown
+        _DriverError("40001"),  # serialization_failure
+        sqlite3.OperationalError("database or disk is full"),
+    ],
+)
+async def test_a_store_unwell_while_it_answers_pings_sets_nothing_aside(
+    tmp_path: Path, error: Exception
+) -> None:
+    class UnwellStore(FakeStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unwell = True
+
+        async def write(self, records: Sequence[UsageRecord]) -> None:
+            if self.unwell:
+                self.attempts += 1
+                raise error
+            await super().write(records)
+
+    store = UnwellStore()
+    dead: list[int] = []
+    recorder = _recorder(store, tmp_path, dead)
+    await recorder.start()
+    for _ in range(12):
+        recorder.submit(make_record())
+    await eventually(lambda: store.attempts >= 3, what="retries")
+    assert dead == [] and store.count == 0
+    store.unwell = False
+    await eventually(lambda: store.count == 12, what="written once the store is well")
+    await recorder.aclose()
+    assert dead == []
+
+
+@pytest.mark.parametrize("sqlstate", ["22021", "22P05", "54000"])
+async def test_data_errors_are_set_aside(tmp_path: Path, sqlstate: str) -> None:
+    class Refusing(PickyStore):
+        async def write(self, records: Sequence[UsageRecord]) -> None:
+            if any(record.end_user == self.refuse for record in records):
+                raise _DriverError(sqlstate)
+            await FakeStore.write(self, records)
+
+    store = Refusing(refuse="bad")
+    dead: list[int] = []
+    recorder = _recorder(store, tmp_path, dead)
+    await recorder.start()
+    recorder.submit(make_record(end_user="bad"))
+    for _ in range(5):
+        recorder.submit(make_record())
+    await eventually(lambda: store.count == 5 and recorder.depth == 0, what="drained")
+    assert dead == [1]
     await recorder.aclose()
