@@ -114,6 +114,7 @@ def create_app(
                 on_depth=metrics_.usage_queue_depth.set,
                 dead_letter_path=dead_letter_path(spill_path) if spill_path else None,
                 on_dead_letter=metrics_.usage_dead_letters.inc,
+                on_lag=metrics_.usage_lag.set,
             )
             await recorder.start()
             stack.push_async_callback(recorder.aclose)

@@ -111,6 +111,14 @@ class Metrics:
             "Usage records the usage store refused, set aside to the dead-letter file.",
             registry=r,
         )
+        # Also an addition: how long usage records have waited with the store taking none
+        # (0 when none wait), so that an alert sees a stalled ledger whatever its depth.
+        self.usage_lag = Gauge(
+            "gateway_usage_lag_seconds",
+            "Seconds usage records have waited without the usage store taking any.",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def observe_request(self, record: UsageRecord, *, model_label: str) -> None:

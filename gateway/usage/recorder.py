@@ -21,7 +21,8 @@ Memory is bounded by `max_buffer`. Past it (the store is down and the spill file
 be written, or there is none) records are lost, and that is logged as an error with the
 count: never silently. `depth` is what is not yet durable in the store, in memory or on
 disk, and is reported through `on_depth` (the app feeds `gateway_usage_queue_depth`);
-`lag_s` is how long records have waited without the store taking any, for `/readyz`.
+`lag_s` is how long records have waited without the store taking any, for `/readyz` and,
+through `on_lag` once per tick, `gateway_usage_lag_seconds`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class UsageRecorder:
         on_depth: Callable[[int], None] | None = None,
         dead_letter_path: Path | None = None,
         on_dead_letter: Callable[[int], None] | None = None,
+        on_lag: Callable[[float], None] | None = None,
         retry_min_s: float = 0.5,
         retry_max_s: float = 30.0,
         write_timeout_s: float = 30.0,
@@ -74,6 +76,7 @@ class UsageRecorder:
         self._on_depth = on_depth
         self._dead_letters = DeadLetterFile(dead_letter_path) if dead_letter_path else None
         self._on_dead_letter = on_dead_letter
+        self._on_lag = on_lag
         self.dead_lettered = 0  # records set aside since start
         self._progress_at = time.monotonic()  # last time the store took records, or none waited
         self._retry_min_s = retry_min_s
@@ -200,6 +203,8 @@ class UsageRecorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
+            if self._on_lag is not None:  # here, not per request: once a tick is enough
+                self._on_lag(self.lag_s)
             if self._closing:
                 break
             if self._failing and loop.time() < self._retry_at:

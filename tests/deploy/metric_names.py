@@ -49,6 +49,7 @@ CONTRACT_METRICS: dict[str, MetricSpec] = {
 # gateway/metrics.py), which the alert rules may use too.
 EXTRA_METRICS: dict[str, MetricSpec] = {
     "gateway_usage_dead_letters_total": MetricSpec("counter", frozenset()),
+    "gateway_usage_lag_seconds": MetricSpec("gauge", frozenset()),
 }
 ALL_METRICS: dict[str, MetricSpec] = {**CONTRACT_METRICS, **EXTRA_METRICS}
 

@@ -300,6 +300,7 @@ def test_alert_rules_shape() -> None:
         ("high 5xx rate", r'gateway_requests_total\{status=~"5\.\."\}'),
         ("sustained throttling", r'gateway_upstream_errors_total\{error="ThrottlingException"\}'),
         ("usage queue backing up", r"gateway_usage_queue_depth\) > \d+"),
+        ("usage ledger behind", r"gateway_usage_lag_seconds\) > \d+"),
         ("usage records refused", r"increase\(gateway_usage_dead_letters_total\[\d+[mh]\]\)"),
         (
             "no successful requests",

@@ -322,3 +322,18 @@ async def test_data_errors_are_set_aside(tmp_path: Path, sqlstate: str) -> None:
     await eventually(lambda: store.count == 5 and recorder.depth == 0, what="drained")
     assert dead == [1]
     await recorder.aclose()
+
+
+async def test_the_lag_is_reported_each_tick_while_the_ledger_is_stalled(tmp_path: Path) -> None:
+    class StalledStore(FakeStore):
+        async def write(self, records: Sequence[UsageRecord]) -> None:
+            raise TimeoutError("the store takes nothing")
+
+    lags: list[float] = []
+    recorder = _recorder(StalledStore(), tmp_path, [], on_lag=lags.append)
+    await recorder.start()
+    await eventually(lambda: len(lags) >= 2, what="ticks")
+    assert set(lags) == {0.0}  # nothing waits: no lag
+    recorder.submit(make_record())
+    await eventually(lambda: lags[-1] >= 0.1, what="a growing lag")
+    await recorder.aclose()
