@@ -97,7 +97,9 @@ def test_usage_api_needs_a_key(gateway: RunningGateway) -> None:
         assert http.get("/v1/usage").status_code == 401
 
 
-def test_every_request_is_recorded_once_even_4xx(gateway: RunningGateway) -> None:
+def test_every_request_of_a_key_is_recorded_once_even_4xx(gateway: RunningGateway) -> None:
+    """A request of a known key is one ledger row, whatever its status; one without a
+    valid key belongs to nobody and bills nothing, so it is not a row (issue 14)."""
     client = gateway.client()
     client.chat.completions.create(
         model="nova-micro", messages=[{"role": "user", "content": "ok"}], user="eu-1"
@@ -112,18 +114,13 @@ def test_every_request_is_recorded_once_even_4xx(gateway: RunningGateway) -> Non
         http.get("/v1/models", headers={"authorization": f"Bearer {API_KEY}"})  # not billable
     assert (bad.status_code, unauth.status_code) == (400, 401)
     records = ledger(gateway)
-    assert [(r["status"], r["key_id"]) for r in records] == [
-        (200, "app1"),
-        (400, "app1"),
-        (401, None),
-    ]
-    ok, invalid, anonymous = records
+    assert [(r["status"], r["key_id"]) for r in records] == [(200, "app1"), (400, "app1")]
+    ok, invalid = records
     assert ok["end_user"] == "eu-1" and ok["team"] == "search" and ok["user"] == "alice"
     assert ok["model"] == "nova-micro" and ok["bedrock_model_id"] == "amazon.nova-micro-v1:0"
     assert invalid["input_tokens"] == invalid["output_tokens"] == 0
     assert invalid["error_type"] == "invalid_request_error"
-    assert anonymous["error_type"] == "invalid_api_key"
-    assert len({r["id"] for r in records}) == 3 and len({r["request_id"] for r in records}) == 3
+    assert len({r["id"] for r in records}) == 2 and len({r["request_id"] for r in records}) == 2
     assert all(json.loads(json.dumps(r)) for r in records)
 
 
@@ -150,3 +147,24 @@ def test_log_prompts_puts_prompt_and_completion_in_the_access_line(
         (["embedded plan"], None),
     ]
     assert all(API_KEY not in r.getMessage() and API_KEY not in str(r.__dict__) for r in lines)
+
+
+def test_usage_groups_by_route_and_status(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    client.chat.completions.create(model="nova-micro", messages=[{"role": "user", "content": "a"}])
+    client.embeddings.create(model="titan-embed-text-v2", input="b")
+    with gateway.http() as http:
+        http.post(
+            "/v1/chat/completions",
+            json={"model": "nova-micro", "messages": []},
+            headers={"authorization": f"Bearer {API_KEY}"},
+        )
+    wait_for_rows(gateway, 3)
+    response = usage(gateway, ADMIN_KEY, group_by="route,status")
+    assert response.status_code == 200, response.text
+    rows = {(row["route"], row["status"]): row["requests"] for row in response.json()["data"]}
+    assert rows == {
+        ("/v1/chat/completions", 200): 1,
+        ("/v1/chat/completions", 400): 1,
+        ("/v1/embeddings", 200): 1,
+    }
