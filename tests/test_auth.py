@@ -9,7 +9,6 @@ import pytest
 from gateway.config import AuthConfig
 from gateway.keys.index import KeyIndex, key_from_headers
 
-
 K2 = "k2-a-plaintext-key-long-enough-to-be-accepted"
 
 

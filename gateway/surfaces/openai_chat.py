@@ -26,7 +26,6 @@ from gateway.pipeline.upstream import Upstream
 from gateway.schemas.openai import ChatCompletionRequest
 from gateway.server.bodies import json_response, validate
 from gateway.server.sse import DONE, encode_chunk, encode_error, error_body
-from gateway.server.streaming import estimate_tokens
 from gateway.translate.openai_chat.request import (
     ConverseCall,
     ModelOptions,
@@ -36,6 +35,7 @@ from gateway.translate.openai_chat.request import (
 from gateway.translate.openai_chat.response import converse_to_openai_response
 from gateway.translate.openai_chat.stream import StreamTranslator
 from gateway.translate.shared.errors import to_upstream_error
+from gateway.translate.shared.estimate import estimate_input_tokens
 
 __all__ = ["ChatCompletions", "ChatStreamEncoder", "estimate_converse_input", "response_headers"]
 
@@ -219,15 +219,12 @@ def response_headers(model: ResolvedModel, dropped: tuple[str, ...]) -> dict[str
 
 
 def estimate_converse_input(converse_request: Mapping[str, Any]) -> int:
-    """Rough input size for the rare record Bedrock's usage never reached."""
-    characters = 0
-    for block in converse_request.get("system", ()):
-        characters += len(block.get("text", ""))
-    for message in converse_request.get("messages", ()):
-        for block in message.get("content", ()):
-            text = block.get("text")
-            characters += len(text) if isinstance(text, str) else 16
-    return estimate_tokens(characters)
+    """Rough input size for the rare record Bedrock's usage never reached.
+
+    Images and documents by their providers' sizing rules, not as a few characters
+    (issue 19, item 7): see `gateway.translate.shared.estimate`.
+    """
+    return estimate_input_tokens(converse_request)
 
 
 class ChatStreamEncoder:

@@ -5,14 +5,18 @@ Each test here is a defect an adversarial review found; it failed before its fix
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 import logging
+import struct
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import openai
 import pydantic
 import pytest
@@ -23,6 +27,7 @@ from tests.fullpath.conftest import (
     GatewayFactory,
     RunningGateway,
     base_config,
+    ledger,
     script,
     sha,
 )
@@ -178,3 +183,44 @@ def test_access_denied_is_logged_for_the_operator_not_told_to_the_caller(
     assert "123456789012" not in body["message"] and "arn:" not in body["message"]
     assert "amazon.nova-micro-v1:0" in body["message"]
     assert any("123456789012" in record.getMessage() for record in caplog.records)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    )
+
+
+def test_a_disconnect_estimate_sizes_the_image(gateway: RunningGateway) -> None:
+    # Item 7: an image counted as 16 characters; a 1,590-token image was recorded as ~10.
+    image = "data:image/png;base64," + base64.b64encode(_png_header(1092, 1092)).decode()
+    body = {
+        "model": "nova-micro",
+        "stream": True,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": script(reply="one two three four five", delay_ms=200)},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ],
+            }
+        ],
+    }
+    with (
+        httpx.Client(base_url=gateway.url, timeout=30) as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {API_KEY}"},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                break  # leave after the first chunk, long before Bedrock's usage
+    (record,) = [r for r in ledger(gateway) if r["route"] == "/v1/chat/completions"]
+    assert record["estimated"] == 1
+    assert 1590 <= record["input_tokens"] < 1700

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import InvalidRequestError
-from gateway.surfaces import health
+from gateway.server import probes as health
 from gateway.usage import postgres
 from gateway.usage.clean import LEDGER_TEXT_MAX_CHARS, ledger_text, validate_end_user
 from gateway.usage.dead_letter import dead_letter_path
