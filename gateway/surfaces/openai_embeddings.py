@@ -25,6 +25,7 @@ from gateway.schemas.openai import EmbeddingRequest
 from gateway.server.bodies import json_response, validate
 from gateway.server.sse import error_body
 from gateway.server.streaming import estimate_tokens
+from gateway.tokenizers import token_decoder
 from gateway.translate.openai_embeddings.invoke import (
     InvokeCall,
     embedding_inputs,
@@ -74,7 +75,8 @@ class Embeddings:
 
     def prepare(self, parsed: Parsed, model: ResolvedModel, ctx: RequestContext) -> _Prepared:
         req: EmbeddingRequest = parsed.request
-        inputs = embedding_inputs(req.input)
+        # Token ids (LangChain's default) back to text in the encoding of the model named.
+        inputs = embedding_inputs(req.input, decode_tokens=token_decoder(req.model))
         input_type = (req.model_extra or {}).get("input_type")
         calls = plan_embedding_calls(
             model_id=model.bedrock_id,

@@ -82,7 +82,8 @@ def test_many_inputs_are_batched_and_ordered(gateway: RunningGateway) -> None:
     [
         ({"model": "titan-embed-text-v2", "input": ""}, "input"),
         ({"model": "titan-embed-text-v2", "input": []}, "input"),
-        ({"model": "titan-embed-text-v2", "input": [[1, 2, 3]]}, "input"),
+        ({"model": "titan-embed-text-v2", "input": [[1, 2, -3]]}, "input"),  # not a token id
+        ({"model": "titan-embed-text-v2", "input": [[9906], []]}, "input"),
         ({"model": "nova-micro", "input": "hi"}, "model"),
         ({"model": "unknown-embedder", "input": "hi"}, "model"),
         (

@@ -224,3 +224,20 @@ def test_a_disconnect_estimate_sizes_the_image(gateway: RunningGateway) -> None:
     (record,) = [r for r in ledger(gateway) if r["route"] == "/v1/chat/completions"]
     assert record["estimated"] == 1
     assert 1590 <= record["input_tokens"] < 1700
+
+
+def test_embeddings_take_token_ids_as_langchain_sends_them(gateway: RunningGateway) -> None:
+    # Item 18: `OpenAIEmbeddings` sends cl100k_base ids; they were refused with 400.
+    client = gateway.client(API_KEY)
+    texts = ["Hello, world!", "Hello"]
+    by_text = client.embeddings.create(model="text-embedding-3-small", input=texts)
+    by_ids = client.embeddings.create(
+        model="text-embedding-3-small", input=[[9906, 11, 1917, 0], [9906]]
+    )
+    assert [d.embedding for d in by_ids.data] == [d.embedding for d in by_text.data]
+    assert by_ids.usage.prompt_tokens == by_text.usage.prompt_tokens
+    one = client.embeddings.create(model="titan-embed-text-v2", input=[9906, 11, 1917, 0])
+    assert one.data[0].embedding == by_text.data[0].embedding
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="text-embedding-3-small", input=[[9906, 10**7]])
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "input"
