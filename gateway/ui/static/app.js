@@ -46,7 +46,7 @@ function rangeQuery() {
   return "start=" + start + "T00:00:00Z&end=" + isoDay(endDay) + "T00:00:00Z";
 }
 
-function fillTable(table, headers, rows, numeric) {
+function fillTable(table, headers, rows, numeric, empty) {
   table.replaceChildren();
   const head = el("tr");
   headers.forEach((h) => head.appendChild(el("th", h)));
@@ -60,7 +60,7 @@ function fillTable(table, headers, rows, numeric) {
     table.appendChild(tr);
   });
   if (!rows.length) {
-    const tr = el("tr"); const td = el("td", "No data for this period.");
+    const tr = el("tr"); const td = el("td", empty || "No data for this period.");
     td.colSpan = headers.length; tr.appendChild(td); table.appendChild(tr);
   }
 }
@@ -194,10 +194,11 @@ async function loadKeys() {
     return [k.id, k.team || "", k.user || "", (k.models || []).join(", ") || "all",
       k.rpm ?? "", k.tpm ?? "", k.budget_usd_monthly ?? "", k.expires_at || "", k.source, status, actions];
   });
-  fillTable($("keys-table"), ["Id", "Team", "User", "Models", "RPM", "TPM", "Budget", "Expires", "Source", "Status", ""], rows);
+  fillTable($("keys-table"), ["Id", "Team", "User", "Models", "RPM", "TPM", "Budget", "Expires", "Source", "Status", ""], rows, null, "No keys.");
   const audit = (await api("GET", "/v1/admin/audit")).data.slice(0, 50);
   fillTable($("audit-table"), ["Time", "Actor", "Action", "Target", "Changes"],
-    audit.map((a) => [a.ts, a.actor, a.action, a.target, JSON.stringify(a.changes)]));
+    audit.map((a) => [a.ts, a.actor, a.action, a.target, JSON.stringify(a.changes)]), null,
+    "No changes yet.");
 }
 
 async function keyAction(id, action) {
