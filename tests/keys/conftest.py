@@ -70,4 +70,3 @@ async def key_store(key_dsn: str) -> AsyncIterator[SqlKeyStore]:
         yield store
     finally:
         await store.close()
-

@@ -179,3 +179,43 @@ def test_team_put_limits_and_allow_list_bind_its_keys(gateway: RunningGateway) -
         client.chat.completions.create(
             model="nova-micro", messages=[{"role": "user", "content": "b"}]
         )
+
+
+def test_a_sighup_style_runtime_swap_keeps_stored_keys(gateway: RunningGateway) -> None:
+    """A reload rebuilds the runtime from the config alone; the refresher lays the stored
+    keys over it again without waiting for the next poll of the store."""
+    import time
+
+    from gateway.pipeline.runtime import Runtime
+
+    with gateway.http() as http:
+        key = http.post("/v1/admin/keys", headers=ADMIN, json={"id": "kept"}).json()["key"]
+    running = gateway.app.state.gateway
+    running.runtime = Runtime.build(running.runtime.config)
+    assert running.runtime.keys.lookup(key) is None
+    deadline = time.monotonic() + 2
+    while running.runtime.keys.lookup(key) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running.runtime.keys.lookup(key) is not None
+    assert chat(gateway, key)
+
+
+def test_csv_download_neutralizes_formula_cells(start_gateway: GatewayFactory) -> None:
+    evil = "sk-formula"
+    gateway = start_gateway(
+        auth={
+            "keys": [{"id": "f1", "key_sha256": sha(evil), "user": '=HYPERLINK("x")'}],
+            "admin_keys_sha256": [sha(ADMIN_KEY)],
+        }
+    )
+    chat(gateway, evil)
+    import time
+
+    deadline = time.monotonic() + 10
+    with gateway.http() as http:
+        while True:
+            text = http.get("/v1/usage?group_by=user&format=csv", headers=ADMIN).text
+            if "HYPERLINK" in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert "\n'=HYPERLINK" in text.replace('"', "")

@@ -47,7 +47,10 @@ def test_the_whole_lifecycle(
     code, out, _ = run(capsys, "keys", "list", "--format", "json", "--config", config_file)
     listed = json.loads(out)
     assert listed["object"] == "list"
-    assert [(k["id"], k["source"]) for k in listed["data"]] == [("cfg", "config"), ("ops1", "store")]
+    assert [(k["id"], k["source"]) for k in listed["data"]] == [
+        ("cfg", "config"),
+        ("ops1", "store"),
+    ]
     stored = listed["data"][1]
     assert stored["key_sha256"] == digest_of(key.group(1))
     assert (stored["models"], stored["rpm"], stored["budget_usd_monthly"]) == (["m1"], 5, 20.0)

@@ -59,7 +59,10 @@ async def usage_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ig
 
 
 def test_changes_reach_every_worker_within_refresh_s(
-    tmp_path: Path, emulator: ServerThread, gateway_process, usage_url: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    emulator: ServerThread,
+    gateway_process,
+    usage_url: str,  # type: ignore[no-untyped-def]
 ) -> None:
     config = process_config(tmp_path, emulator.url, keys=[])
     config["auth"] = {"admin_keys_sha256": [sha(ADMIN_KEY)], "refresh_s": REFRESH_S}

@@ -25,7 +25,6 @@ from tests.harness import (
     GatewayFactory,
     RunningGateway,
     base_config,
-    sha,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::ResourceWarning")]
