@@ -10,6 +10,7 @@ pick it up within `auth.refresh_s` (`gateway.keys.refresher`).
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import pydantic
@@ -21,6 +22,7 @@ from starlette.routing import Route
 from gateway.errors import InvalidRequestError, PermissionDeniedError
 from gateway.keys.admin import KeyAdmin
 from gateway.keys.index import Principal
+from gateway.keys.records import KEY_ID_PATTERN
 from gateway.keys.refresher import KeyRefresher
 from gateway.pipeline.runtime import Gateway
 from gateway.schemas.admin import KeyCreate, KeyPatch, TeamPut, admin_validation_error
@@ -29,6 +31,8 @@ from gateway.server.bodies import json_response, read_json
 __all__ = ["admin_routes"]
 
 B = TypeVar("B", bound=BaseModel)
+
+_TEAM_NAME = re.compile(KEY_ID_PATTERN)
 
 
 def _admin(request: Request) -> tuple[KeyAdmin, str]:
@@ -103,8 +107,10 @@ async def list_teams(request: Request) -> Response:
 async def put_team(request: Request) -> Response:
     admin, actor = _admin(request)
     name = request.path_params["team"]
-    if not name or len(name) > 64 or not all(c.isalnum() or c in "_.:@-" for c in name):
-        raise InvalidRequestError("team: use letters, digits and _.:@- only.", param="team")
+    if not _TEAM_NAME.fullmatch(name):
+        raise InvalidRequestError(
+            "team: 1 to 64 of the characters A-Z a-z 0-9 _ . : @ -", param="team"
+        )
     body = await _body(request, TeamPut)
     return await _changed(request, await admin.put_team(name, body, actor=actor))
 

@@ -219,3 +219,42 @@ def test_csv_download_neutralizes_formula_cells(start_gateway: GatewayFactory) -
                 break
             time.sleep(0.05)
     assert "\n'=HYPERLINK" in text.replace('"', "")
+
+
+@pytest.mark.parametrize(
+    ("team", "body", "param"),
+    [
+        ("bad%20name", {}, "team"),
+        ("ok", {"rpm": -1}, "rpm"),
+        ("ok", {"models": ["nope"]}, "models"),
+        ("ok", {"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_team_puts_are_400(
+    gateway: RunningGateway, team: str, body: dict[str, object], param: str
+) -> None:
+    with gateway.http() as http:
+        response = http.put(f"/v1/admin/teams/{team}", headers=ADMIN, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_bad_json_and_bad_patch_are_400(gateway: RunningGateway) -> None:
+    with gateway.http() as http:
+        created = http.post("/v1/admin/keys", headers=ADMIN, json={"id": "p1"})
+        assert created.status_code == 201
+        broken = http.post(
+            "/v1/admin/keys", headers={**ADMIN, "content-type": "application/json"}, content=b"{"
+        )
+        assert broken.status_code == 400
+        assert (
+            http.patch("/v1/admin/keys/p1", headers=ADMIN, json={"disabled": None}).status_code
+            == 400
+        )
+        assert (
+            http.patch(
+                "/v1/admin/keys/p1", headers=ADMIN, json={"key_sha256": "0" * 64}
+            ).status_code
+            == 400
+        )
+        assert http.patch("/v1/admin/keys/nope", headers=ADMIN, json={"rpm": 2}).status_code == 404
