@@ -73,8 +73,13 @@ def test_create_use_rotate_revoke_and_audit(gateway: RunningGateway) -> None:
         assert actions == ["key.revoke", "key.rotate", "key.update", "key.update", "key.create"]
         assert {entry["actor"] for entry in audit} == {f"admin-{sha(ADMIN_KEY)[:8]}"}
         assert all(entry["target"] == "svc1" for entry in audit)
+        scrape = http.get("/metrics").text
+        assert 'key_id="svc1"' in scrape
+        assert plaintext not in scrape and new_key not in scrape
 
     records = ledger(gateway)
+    # Admin calls are not billable: every record is a chat completion.
+    assert {r["route"] for r in records} == {"/v1/chat/completions"}
     assert [r["key_id"] for r in records if r["status"] == 200] == ["svc1"] * 3
     database = gateway.config.usage.store.removeprefix("sqlite:///")
     dump = "\n".join(sqlite3.connect(database).iterdump())
