@@ -124,12 +124,56 @@ def test_admin_sees_ledger_numbers_creates_and_revokes_a_key(
 
     ask(gateway, new_key)  # the key made in the page works over HTTP at once
 
+    # Edit its limits, disable and enable it, all in the page.
+    row.get_by_role("button", name="Edit").click()
+    edit = page.locator("#edit-key-form")
+    expect(edit.get_by_label("Key to edit")).to_have_value("browser1")
+    edit.get_by_label("New RPM").fill("75")
+    edit.get_by_role("button", name="Save changes").click()
+    expect(row.locator("td").nth(4)).to_have_text("75")
+    row.get_by_role("button", name="Disable").click()
+    expect(row).to_contain_text("disabled")
+    with pytest.raises(openai.AuthenticationError):
+        ask(gateway, new_key)
+    row.get_by_role("button", name="Enable").click()
+    expect(row).to_contain_text("active")
+    ask(gateway, new_key)
+
+    # Rotate (confirmed): the page shows the new key once; the old one is refused.
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Rotate").click()
+    expect(page.locator("#new-key-value")).not_to_have_text(new_key)
+    rotated = page.locator("#new-key-value").inner_text()
+    with pytest.raises(openai.AuthenticationError):
+        ask(gateway, new_key)
+    ask(gateway, rotated)
+    new_key = rotated
+
+    # A dismissed confirmation changes nothing.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    row.get_by_role("button", name="Revoke").click()
+    expect(row).to_contain_text("active")
+    ask(gateway, new_key)
+
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Revoke").click()
     expect(row).to_contain_text("revoked")
     with pytest.raises(openai.AuthenticationError):
         ask(gateway, new_key)
     expect(page.locator("#audit-table")).to_contain_text("key.revoke")
+
+    # Team limits, edited in the page, are what the API reports.
+    page.get_by_role("button", name="Teams").click()
+    team_form = page.locator("#team-form")
+    team_form.get_by_label("Team").fill("mobile")
+    team_form.get_by_label("RPM").fill("7")
+    team_form.get_by_label("Monthly budget (USD)").fill("12.5")
+    team_form.get_by_role("button", name="Save team").click()
+    expect(page.locator("#teams-table tr", has_text="mobile")).to_contain_text("12.5")
+    with gateway.http() as http:
+        listed = http.get("/v1/admin/teams", headers=ADMIN).json()["data"]
+    mobile = next(t for t in listed if t["team"] == "mobile")
+    assert (mobile["rpm"], mobile["budget_usd_monthly"], mobile["source"]) == (7, 12.5, "store")
 
     # The page holds keys in session storage only: no cookie, nothing in the HTML or URL.
     assert context.cookies() == []

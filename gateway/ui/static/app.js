@@ -188,7 +188,13 @@ async function loadKeys() {
       const revoke = el("button", "Revoke");
       revoke.type = "button";
       revoke.addEventListener("click", () => keyAction(k.id, "revoke"));
-      actions.append(rotate, " ", revoke);
+      const edit = el("button", "Edit");
+      edit.type = "button";
+      edit.addEventListener("click", () => { $("ek-id").value = k.id; $("ek-team").focus(); });
+      const toggle = el("button", k.disabled ? "Enable" : "Disable");
+      toggle.type = "button";
+      toggle.addEventListener("click", () => patchKey(k.id, { disabled: !k.disabled }));
+      actions.append(edit, " ", toggle, " ", rotate, " ", revoke);
     }
     const status = k.revoked_at ? "revoked" : (k.disabled ? "disabled" : "active");
     return [k.id, k.team || "", k.user || "", (k.models || []).join(", ") || "all",
@@ -216,6 +222,28 @@ async function keyAction(id, action) {
     }
     await loadKeys();
   } catch (e) { $("keys-error").textContent = e.message; }
+}
+
+async function patchKey(id, body) {
+  $("keys-error").textContent = "";
+  try {
+    await api("PATCH", "/v1/admin/keys/" + encodeURIComponent(id), body);
+    await loadKeys();
+  } catch (e) { $("keys-error").textContent = e.message; }
+}
+
+async function editKey(event) {
+  event.preventDefault();
+  const body = {};
+  const put = (name, value) => { if (value !== null) body[name] = value; };
+  put("team", textOrNull("ek-team"));
+  put("models", listOrNull("ek-models"));
+  put("rpm", numberOrNull("ek-rpm"));
+  put("tpm", numberOrNull("ek-tpm"));
+  put("budget_usd_monthly", numberOrNull("ek-budget"));
+  if (!Object.keys(body).length) { $("keys-error").textContent = "Nothing to change."; return; }
+  await patchKey($("ek-id").value.trim(), body);
+  if (!$("keys-error").textContent) $("edit-key-form").reset();
 }
 
 async function createKey(event) {
@@ -308,6 +336,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("period-form").addEventListener("submit", (event) => { event.preventDefault(); loadUsage(); });
   $("csv").addEventListener("click", downloadCsv);
   $("new-key-form").addEventListener("submit", createKey);
+  $("edit-key-form").addEventListener("submit", editKey);
   $("team-form").addEventListener("submit", saveTeam);
   $("copy-key").addEventListener("click", () => {
     const text = $("new-key-value").textContent;
