@@ -97,11 +97,23 @@ async function loadUsage() {
   const total = rows.reduce((s, r) => s + Number(r.cost_usd || 0), 0);
   const requests = rows.reduce((s, r) => s + r.requests, 0);
   $("total").textContent = "Total: " + usd(total) + " over " + int(requests) + " requests";
-  const spreadsheet = (entries, label) => entries.map(([name, a]) => [name, int(a.requests), int(a.tokens), usd(a.cost)]);
+  const spreadsheet = (entries) => entries.map(([name, a]) => [name, int(a.requests), int(a.tokens), usd(a.cost)]);
   const numeric = [false, true, true, true];
   fillTable($("team-table"), ["Team", "Requests", "Tokens", "Spend"], spreadsheet(sumBy(rows, "team")), numeric);
-  fillTable($("key-table"), ["Key", "Requests", "Tokens", "Spend"], spreadsheet(sumBy(rows, "key_id")), numeric);
-  fillTable($("model-table"), ["Model", "Requests", "Tokens", "Spend"], spreadsheet(sumBy(rows, "model")), numeric);
+  [["key_id", "key", "Key"], ["model", "model", "Model"]].forEach(([field, name, title]) => {
+    const entries = sumBy(rows, field);
+    fillTable($(name + "-table"), [title, "Requests", "Tokens", "Spend"], spreadsheet(entries), numeric);
+    drawChart(name, $(name + "-chart"), {
+      type: "bar",
+      data: {
+        labels: entries.map(([label]) => label),
+        datasets: [{ label: "Spend (USD)", data: entries.map(([, a]) => a.cost), backgroundColor: PALETTE[0] },
+          { label: "Tokens", data: entries.map(([, a]) => a.tokens), backgroundColor: PALETTE[1], xAxisID: "tokens" }],
+      },
+      options: { indexAxis: "y", scales: { x: { title: { display: true, text: "USD" } },
+        tokens: { position: "top", grid: { display: false }, title: { display: true, text: "tokens" } } } },
+    });
+  });
 
   const days = [...new Set(rows.map((r) => r.day))].sort();
   const teams = sumBy(rows, "team").map(([name]) => name);
@@ -145,7 +157,7 @@ async function loadBudgets() {
   });
   drawChart("budget", $("budget-chart"), {
     type: "line", data: { labels: days, datasets },
-    options: { scales: { y: { title: { display: true, text: "USD left" } } } },
+    options: { scales: { y: { beginAtZero: true, title: { display: true, text: "USD left" } } } },
   });
   fillTable($("budget-table"), ["Team", "Budget", "Spent", "Remaining", "Used"], rows, [false, true, true, true, true]);
 }
