@@ -31,6 +31,7 @@ from gateway.bedrock.client import AioBedrockClient, BedrockClient, StaticCreden
 from gateway.config import CorsConfig, GatewayConfig
 from gateway.errors import GatewayError, NotFoundError
 from gateway.images.fetcher import ImageFetcher
+from gateway.keys.admin import KeyAdmin
 from gateway.keys.refresher import KeyRefresher
 from gateway.keys.store import open_key_store
 from gateway.limits import Limiter, open_counter_store
@@ -162,6 +163,8 @@ def create_app(
             await refresher.start()
             stack.push_async_callback(refresher.aclose)
             app.state.key_refresher = refresher
+            # The admin API's rules, bound to the config in force when a call arrives.
+            app.state.key_admin = lambda: KeyAdmin(key_store, gateway.runtime.config)
             stack.callback(_install_sighup(gateway))
             stack.callback(_install_sigterm(gateway, config.server.graceful_shutdown_s))
             if tune_gc:

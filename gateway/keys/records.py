@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from gateway.schemas.admin import KEY_ID_PATTERN
+
 __all__ = [
     "KEY_ID_PATTERN",
     "AuditEntry",
@@ -25,10 +27,6 @@ __all__ = [
     "new_plaintext_key",
     "parse_ts",
 ]
-
-# The same characters a config key id may use (`gateway.config.KeyConfig.id`); a team
-# name from the admin API also lands in a URL path, so it follows the same rule.
-KEY_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
 
 
 def new_plaintext_key() -> str:

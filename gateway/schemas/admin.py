@@ -12,9 +12,11 @@ from typing import Annotated, Any
 import pydantic
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from gateway.keys.records import KEY_ID_PATTERN
+__all__ = ["KEY_ID_PATTERN", "KeyCreate", "KeyPatch", "TeamPut", "admin_validation_error"]
 
-__all__ = ["KeyCreate", "KeyPatch", "TeamPut", "admin_validation_error"]
+# The same characters a config key id may use (`gateway.config.KeyConfig.id`); a team
+# name from the admin API also lands in a URL path, so it follows the same rule.
+KEY_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
 
 _Name = Annotated[str, Field(min_length=1, max_length=128)]
 _Limit = Annotated[int, Field(gt=0)] | None

@@ -11,7 +11,7 @@ pick it up within `auth.refresh_s` (`gateway.keys.refresher`).
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pydantic
 from pydantic import BaseModel
@@ -20,28 +20,51 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import InvalidRequestError, PermissionDeniedError
-from gateway.keys.admin import KeyAdmin
-from gateway.keys.index import Principal
-from gateway.keys.records import KEY_ID_PATTERN
-from gateway.keys.refresher import KeyRefresher
 from gateway.pipeline.runtime import Gateway
-from gateway.schemas.admin import KeyCreate, KeyPatch, TeamPut, admin_validation_error
+from gateway.schemas.admin import (
+    KEY_ID_PATTERN,
+    KeyCreate,
+    KeyPatch,
+    TeamPut,
+    admin_validation_error,
+)
 from gateway.server.bodies import json_response, read_json
 
 __all__ = ["admin_routes"]
 
 B = TypeVar("B", bound=BaseModel)
 
+
+class KeyManager(Protocol):
+    """What this module needs of `gateway.keys.admin.KeyAdmin`. A surface does not import
+    `gateway.keys` (docs/architecture.md): `create_app` puts a factory for one, bound to
+    the running config, in `app.state.key_admin`, and the refresher in
+    `app.state.key_refresher`."""
+
+    async def create_key(self, body: KeyCreate, *, actor: str) -> dict[str, Any]: ...
+    async def list_keys(self) -> list[dict[str, Any]]: ...
+    async def get_key(self, key_id: str) -> dict[str, Any]: ...
+    async def update_key(self, key_id: str, body: KeyPatch, *, actor: str) -> dict[str, Any]: ...
+    async def rotate_key(self, key_id: str, *, actor: str) -> dict[str, Any]: ...
+    async def revoke_key(self, key_id: str, *, actor: str) -> dict[str, Any]: ...
+    async def list_teams(self) -> list[dict[str, Any]]: ...
+    async def put_team(self, name: str, body: TeamPut, *, actor: str) -> dict[str, Any]: ...
+    async def audit(self, *, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+
+class Refresher(Protocol):
+    async def refresh(self) -> bool: ...
+
+
 _TEAM_NAME = re.compile(KEY_ID_PATTERN)
 
 
-def _admin(request: Request) -> tuple[KeyAdmin, str]:
-    principal: Principal = request.state.principal
+def _admin(request: Request) -> tuple[KeyManager, str]:
+    principal = request.state.principal
     if not principal.is_admin:
         raise PermissionDeniedError("The admin API needs an admin key.", code="admin_only")
-    gateway: Gateway = request.app.state.gateway
-    admin = KeyAdmin(request.app.state.key_refresher.store, gateway.runtime.config)
-    return admin, principal.key_id
+    admin: KeyManager = request.app.state.key_admin()
+    return admin, str(principal.key_id)
 
 
 async def _body(request: Request, model: type[B]) -> B:
@@ -55,7 +78,7 @@ async def _body(request: Request, model: type[B]) -> B:
 
 
 async def _changed(request: Request, view: Any, *, status: int = 200) -> Response:
-    refresher: KeyRefresher = request.app.state.key_refresher
+    refresher: Refresher = request.app.state.key_refresher
     await refresher.refresh()
     return json_response(view, status=status)
 
