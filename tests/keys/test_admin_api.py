@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import openai
 import pytest
 
-from tests.harness import ADMIN_KEY, API_KEY, GatewayFactory, RunningGateway, ledger, sha
+from tests.harness import (
+    ADMIN_KEY,
+    API_KEY,
+    GatewayFactory,
+    RunningGateway,
+    base_config,
+    ledger,
+    sha,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -263,3 +272,28 @@ def test_bad_json_and_bad_patch_are_400(gateway: RunningGateway) -> None:
             == 400
         )
         assert http.patch("/v1/admin/keys/nope", headers=ADMIN, json={"rpm": 2}).status_code == 404
+
+
+def test_an_unreachable_key_store_keeps_the_loaded_keys(
+    start_gateway: GatewayFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import logging
+    import time
+
+    auth = base_config("http://unused", tmp_path)["auth"]
+    auth["refresh_s"] = 0.2
+    gateway = start_gateway(auth=auth)
+    with gateway.http() as http:
+        key = http.post("/v1/admin/keys", headers=ADMIN, json={"id": "sturdy"}).json()["key"]
+    refresher = gateway.app.state.key_refresher
+    loop = gateway.server.loop
+    assert loop is not None
+    with caplog.at_level(logging.WARNING, logger="gateway.keys"):
+        asyncio.run_coroutine_threadsafe(refresher.store.close(), loop).result(10)
+        deadline = time.monotonic() + 5
+        while "key store unreachable" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "key store unreachable" in caplog.text
+    assert key not in caplog.text
+    assert chat(gateway, key)  # served from the keys loaded before the outage
