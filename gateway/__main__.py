@@ -70,6 +70,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.logs import configure_logging, uvicorn_log_config
+    from gateway.server.protocol import PROTOCOL
 
     config, path = _load(args.config)
     configure_logging(config.logging)
@@ -92,6 +93,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": int(config.server.graceful_shutdown_s),
         "proxy_headers": False,
         "server_header": False,
+        "http": PROTOCOL,  # httptools, with a deadline for request headers
     }
     try:
         if workers > 1:
