@@ -172,6 +172,9 @@ class AuthConfig(_Strict):
     admin_keys_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]] = Field(
         default_factory=list
     )
+    # How often each gateway process polls the key store's change counter: keys and teams
+    # changed through the admin API or the CLI take effect everywhere within this.
+    refresh_s: Annotated[float, Field(gt=0, le=300)] = 5
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AuthConfig:
