@@ -36,6 +36,8 @@ from gateway.pipeline.runtime import Gateway, Runtime
 from gateway.server.bodies import json_response
 from gateway.server.dispatch import DirectRoutes
 from gateway.server.middleware import AuthMiddleware, RequestMiddleware
+from gateway.surfaces.anthropic_count_tokens import count_tokens
+from gateway.surfaces.anthropic_messages import messages
 from gateway.surfaces.health import healthz, metrics, readyz
 from gateway.surfaces.models import get_model, list_models
 from gateway.surfaces.openai_chat import chat_completions
@@ -144,7 +146,12 @@ def create_app(
             finally:
                 gateway.ready = False
 
-    direct = {"/v1/chat/completions": chat_completions, "/v1/embeddings": embeddings}
+    direct = {
+        "/v1/chat/completions": chat_completions,
+        "/v1/embeddings": embeddings,
+        "/v1/messages": messages,
+        "/v1/messages/count_tokens": count_tokens,
+    }
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in direct.items()),
         Route("/v1/models", list_models, methods=["GET"]),

@@ -34,6 +34,7 @@ from gateway.errors import (
 from gateway.ids import new_id
 from gateway.keys.index import key_from_headers
 from gateway.logs import ACCESS_LOGGER
+from gateway.translate.anthropic_messages.errors import anthropic_error_body, anthropic_status
 from gateway.usage.record import UsageRecord
 
 if TYPE_CHECKING:
@@ -46,11 +47,18 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 
 # Routes that call a model: each request gets a usage record, success or failure. Listing
 # models or reading usage costs nothing, so it stays out of the ledger.
-BILLABLE_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings"})
+BILLABLE_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/messages"})
+
+# Routes that call a model but bill nothing (token counting): a record is kept for the
+# request's metrics, but it is neither written to the ledger nor charged to limits.
+METERED_ROUTES = frozenset({"/v1/messages/count_tokens"})
+
+# Routes whose errors are in Anthropic's shape (`{"type": "error", "error": {...}}`).
+ANTHROPIC_ROUTES = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 
 # The `route` label of `gateway_inflight_requests`: one of these, else "other". Never the raw
 # path: every `/v1/models/<id>` or scanned `/v1/...` path would be a series kept forever.
-_ROUTE_LABELS = BILLABLE_ROUTES | {"/v1/models", "/v1/usage"}
+_ROUTE_LABELS = BILLABLE_ROUTES | METERED_ROUTES | {"/v1/models", "/v1/usage"}
 
 # The status recorded for a client that left before anything was sent back (nginx's
 # "client closed request"): nothing went wrong on our side, so not a 5xx, and not 0.
@@ -62,16 +70,25 @@ def _error_body(error: GatewayError) -> bytes:
 
 
 async def send_error(
-    send: Send, error: GatewayError, extra_headers: list[tuple[bytes, bytes]]
+    send: Send,
+    error: GatewayError,
+    extra_headers: list[tuple[bytes, bytes]],
+    *,
+    anthropic: bool = False,
 ) -> None:
-    body = _error_body(error)
+    status = error.status
+    if anthropic:
+        body = anthropic_error_body(error)
+        status = anthropic_status(error)
+    else:
+        body = _error_body(error)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         *extra_headers,
         *((k.encode(), v.encode()) for k, v in error.headers.items()),
     ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -96,12 +113,14 @@ class RequestMiddleware:
         request_id = _header(scope, b"x-request-id") or new_id()
         path: str = scope["path"]
         billable = path in BILLABLE_ROUTES
+        metered = billable or path in METERED_ROUTES
+        anthropic = path in ANTHROPIC_ROUTES
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["started"] = started
         state["runtime"] = gateway.runtime  # one config snapshot for the whole request
         record: UsageRecord | None = None
-        if billable:
+        if metered:
             record = UsageRecord(
                 id=new_id(),
                 ts=datetime.now(UTC),
@@ -139,7 +158,7 @@ class RequestMiddleware:
             if record is not None:
                 record.error_type = error_type_of(error)
             if not response_started:
-                await send_error(send_wrapper, error, [])
+                await send_error(send_wrapper, error, [], anthropic=anthropic)
         except ClientDisconnect:
             # The client hung up while its body was still being read (starlette raises this
             # from `request.stream()`): there is nobody to answer and nothing to log.
@@ -153,14 +172,21 @@ class RequestMiddleware:
                 record.error_type = "internal_error"
             if not response_started:
                 await send_error(
-                    send_wrapper, InternalError("The gateway failed to handle the request."), []
+                    send_wrapper,
+                    InternalError("The gateway failed to handle the request."),
+                    [],
+                    anthropic=anthropic,
                 )
         finally:
             inflight.dec()
             if record is not None:
                 record.status = status
                 record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-                gateway.finish(record)
+                if billable:
+                    gateway.finish(record)
+                else:
+                    label = record.extra.get("model_label") or "unknown"
+                    gateway.metrics.observe_request(record, model_label=label)
 
 
 class AuthMiddleware:

@@ -98,6 +98,10 @@ class InvokeStreamEncoder:
                 pass
         return sse_event(kind, data)
 
+    def flush(self) -> bytes:
+        """Nothing is held back: Claude's own events end the stream."""
+        return b""
+
     def _take_delta_usage(self, usage: Mapping[str, Any]) -> None:
         # Cumulative counts; newer models repeat the input side here too.
         if "output_tokens" in usage:
