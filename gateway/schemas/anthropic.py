@@ -23,7 +23,9 @@ __all__ = ["AnthropicMessage", "CountTokensRequest", "MessagesRequest", "Metadat
 class AnthropicMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    role: Literal["user", "assistant"]
+    # "system": a mid-conversation system message (Claude Code, with the
+    # mid-conversation-system beta); see `invoke.fold_system_messages`.
+    role: Literal["user", "assistant", "system"]
     content: str | list[dict[str, Any]]
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
-from gateway.translate.anthropic_messages.invoke import MessagesUsage
+from gateway.translate.anthropic_messages.invoke import MessagesUsage, fold_system_messages
 from gateway.translate.shared.images import mime_image_format
 
 __all__ = ["STOP_REASONS", "ConverseCall", "converse_response", "messages_to_converse"]
@@ -199,7 +199,7 @@ def messages_to_converse(body: Mapping[str, Any], *, drop_unsupported: bool) -> 
     request = call.request
     request["messages"] = [
         {"role": m["role"], "content": _content(m["content"], f"messages.{i}.content")}
-        for i, m in enumerate(body["messages"])
+        for i, m in enumerate(fold_system_messages(body["messages"]))
     ]
     system = body.get("system")
     if system:

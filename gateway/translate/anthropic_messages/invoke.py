@@ -15,7 +15,11 @@ per row), because Bedrock refuses any key it does not know ("extraneous key"):
   Claude body has no `metadata`, and Claude Code's value (a JSON text) does not fit the
   pattern of Bedrock's `requestMetadata` either;
 * a field Bedrock cannot honour is a 400 naming it, or, with `drop_unsupported_params`,
-  dropped and listed in `x-gateway-dropped-params`.
+  dropped and listed in `x-gateway-dropped-params`;
+* a `system`-role message inside `messages` (Claude Code sends one with the
+  `mid-conversation-system-2026-04-07` beta, which Bedrock does not know) becomes user
+  text at the same place in the conversation unless that beta is forwarded
+  (`fold_system_messages`): the instructions still reach the model where they were.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from gateway.translate.anthropic_messages.betas import split_betas
 
 __all__ = [
     "BEDROCK_ANTHROPIC_VERSION",
+    "MID_CONVERSATION_SYSTEM_BETA",
     "TOP_LEVEL",
+    "fold_system_messages",
     "Action",
     "InvokeCall",
     "MessagesUsage",
@@ -42,6 +48,7 @@ __all__ = [
 ]
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
 
 
 class Action(Enum):
@@ -142,7 +149,9 @@ def messages_to_invoke_body(
     dropped: list[str] = []
     for name, value in body.items():
         action = TOP_LEVEL.get(name, Action.REFUSE)
-        if action is Action.FORWARD:
+        if name == "messages" and MID_CONVERSATION_SYSTEM_BETA not in betas:
+            out[name] = fold_system_messages(value)
+        elif action is Action.FORWARD:
             out[name] = value
         elif action is Action.DROP:
             dropped.append(name)
@@ -154,6 +163,27 @@ def messages_to_invoke_body(
                 )
             dropped.append(name)
     return InvokeCall(orjson.dumps(out), betas, dropped_betas, dropped)
+
+
+def fold_system_messages(messages: list[Any]) -> list[Any]:
+    """`system`-role messages as user text in place; consecutive turns of a role joined.
+
+    The same list (no copy) when there is no system message: the common case.
+    """
+    if not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
+        return messages
+    folded: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if role == "system":
+            role = "user"
+        if folded and folded[-1]["role"] == role:
+            folded[-1]["content"] = [*folded[-1]["content"], *blocks]
+        else:
+            folded.append({**message, "role": role, "content": list(blocks)})
+    return folded
 
 
 def invoke_response(body: bytes, *, model: str) -> tuple[dict[str, Any], MessagesUsage]:
