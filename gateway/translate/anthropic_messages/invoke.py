@@ -174,16 +174,17 @@ def fold_system_messages(messages: list[Any]) -> list[Any]:
         return messages
     folded: list[dict[str, Any]] = []
     for message in messages:
-        role = message.get("role")
-        content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        if role == "system":
-            role = "user"
+        role = "user" if message.get("role") == "system" else message.get("role")
         if folded and folded[-1]["role"] == role:
-            folded[-1]["content"] = [*folded[-1]["content"], *blocks]
+            joined = [*_blocks(folded[-1]["content"]), *_blocks(message.get("content"))]
+            folded[-1] = {**folded[-1], "content": joined}
         else:
-            folded.append({**message, "role": role, "content": list(blocks)})
+            folded.append({**message, "role": role})
     return folded
+
+
+def _blocks(content: Any) -> list[Any]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
 
 
 def invoke_response(body: bytes, *, model: str) -> tuple[dict[str, Any], MessagesUsage]:
