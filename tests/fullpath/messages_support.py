@@ -37,6 +37,8 @@ def messages_models(emulator_url: str, tmp_path: Path) -> list[dict[str, Any]]:
     return models
 
 
-def sdk(gateway: RunningGateway, key: str = API_KEY, **kwargs: Any) -> anthropic.Anthropic:
+def new_client(
+    gateway: RunningGateway, key: str | None = API_KEY, **kwargs: Any
+) -> anthropic.Anthropic:
     """The official Anthropic SDK at the gateway, no retries (each call is one request)."""
     return anthropic.Anthropic(base_url=gateway.url, api_key=key, max_retries=0, **kwargs)
