@@ -404,12 +404,12 @@ def test_a_failure_mid_stream_is_an_error_event(sdk: Clients, gateway: RunningGa
         "reply": "one two three four",
         "stream_error": {"type": "throttlingException", "after_events": 3},
     }
-    with pytest.raises(anthropic.APIStatusError) as info:  # noqa: PT012
-        with sdk(gateway).messages.stream(
-            model=SONNET, max_tokens=50, messages=user(script("x", **directive))
-        ) as s:
-            for _ in s:
-                pass
+    stream = sdk(gateway).messages.stream(
+        model=SONNET, max_tokens=50, messages=user(script("x", **directive))
+    )
+    with pytest.raises(anthropic.APIStatusError) as info, stream as events:
+        for _ in events:
+            pass
     assert "throttl" in str(info.value).lower()
     (record,) = ledger(gateway)
     assert (record["status"], record["error_type"]) == (200, "ThrottlingException")
