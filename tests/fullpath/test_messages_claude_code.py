@@ -126,3 +126,20 @@ def test_the_bash_tool_result_reaches_bedrock(gateway: RunningGateway, tmp_path:
     assert "tool-output-42" in done.stdout
     turns = [r for r in ledger(gateway) if r["model"] == SONNET]
     assert len(turns) >= 2  # the tool call, then the answer to its result
+
+
+def test_a_spent_team_budget_stops_it(
+    start_gateway: GatewayFactory, emulator: ServerThread, tmp_path: Path
+) -> None:
+    from tests.fullpath.test_reliability import auth
+
+    models = messages_models(emulator.url, tmp_path)
+    models.append({"name": HAIKU, "bedrock_id": "us.anthropic.claude-haiku-4-5-20251001-v1:0"})
+    gateway = start_gateway(
+        models=models, auth=auth({}, teams={"search": {"budget_usd_monthly": "0.000001"}})
+    )
+    first = run_claude(gateway, tmp_path, script("Say hi", reply="Spent."))
+    assert first.returncode == 0, first.stderr + first.stdout
+    second = run_claude(gateway, tmp_path, "Say hi again")
+    assert second.returncode != 0
+    assert "Monthly budget reached for team 'search'" in second.stdout + second.stderr
