@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 
 from gateway.bedrock.catalog import ResolvedModel
 from gateway.bedrock.client import BedrockError, BedrockStream
-from gateway.bedrock.retries import call_with_fallbacks
+from gateway.bedrock.retries import FIRST_TOKEN_TIMEOUT, call_with_fallbacks
 from gateway.pipeline.runtime import Gateway, Runtime
 from gateway.schemas.anthropic import MessagesRequest
 from gateway.server.bodies import json_response, read_json, validate
@@ -42,7 +42,7 @@ from gateway.surfaces.anthropic_common import (
     request_betas,
 )
 from gateway.surfaces.anthropic_converse import converse_messages
-from gateway.surfaces.openai_chat import _while_connected, resolve_for_caller
+from gateway.surfaces.openai_chat import _deadline, _while_connected, resolve_for_caller
 from gateway.translate.anthropic_messages.invoke import (
     InvokeCall,
     invoke_response,
@@ -130,9 +130,14 @@ async def messages(request: Request) -> Response | ASGIApp:
         )
 
     async def attempt(candidate: ResolvedModel) -> bytes:
-        result = await gateway.bedrock.invoke_model(
-            candidate.bedrock_id, call.body, region=candidate.region
-        )
+        timeout_s = candidate.config.ttft_timeout_s if candidate.config else None
+        try:
+            async with _deadline(timeout_s):  # the whole answer is the first token here
+                result = await gateway.bedrock.invoke_model(
+                    candidate.bedrock_id, call.body, region=candidate.region
+                )
+        except TimeoutError:
+            raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no answer within {timeout_s} s") from None
         return result.body
 
     try:
@@ -161,21 +166,30 @@ class _OpenStream:
 
 
 async def _open_stream(gateway: Gateway, model: ResolvedModel, body: bytes) -> _OpenStream:
-    """InvokeModelWithResponseStream, read past `message_start` to the first content event."""
-    upstream = await gateway.bedrock.invoke_model_stream(
-        model.bedrock_id, body, region=model.region
-    )
+    """InvokeModelWithResponseStream, read past `message_start` to the first content event,
+    within the model's `ttft_timeout_s` (else the next fallback, or 504)."""
+    upstream: BedrockStream | None = None
     prefetched: list[dict[str, Any]] = []
-    events = aiter(upstream)
+    timeout_s = model.config.ttft_timeout_s if model.config else None
     try:
-        async for event in events:
-            prefetched.append(event)
-            chunk = event.get("chunk")
-            raw = chunk.get("bytes") if isinstance(chunk, dict) else None
-            if not (isinstance(raw, bytes) and raw.startswith(_MESSAGE_START)):
-                break
+        async with _deadline(timeout_s):
+            upstream = await gateway.bedrock.invoke_model_stream(
+                model.bedrock_id, body, region=model.region
+            )
+            events = aiter(upstream)
+            async for event in events:
+                prefetched.append(event)
+                chunk = event.get("chunk")
+                raw = chunk.get("bytes") if isinstance(chunk, dict) else None
+                if not (isinstance(raw, bytes) and raw.startswith(_MESSAGE_START)):
+                    break
+    except TimeoutError:
+        if upstream is not None:
+            await upstream.aclose()
+        raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no first token within {timeout_s} s") from None
     except BaseException:
-        await upstream.aclose()
+        if upstream is not None:
+            await upstream.aclose()
         raise
     return _OpenStream(upstream, events, prefetched)
 

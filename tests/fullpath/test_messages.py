@@ -150,7 +150,9 @@ def test_stream_final_message_equals_the_non_streamed_one(
     assert records[1]["ttft_ms"] is not None and records[1]["estimated"] == 0
 
 
-def test_tool_results_and_signed_thinking_go_back_to_bedrock(sdk: Clients, gateway: RunningGateway) -> None:
+def test_tool_results_and_signed_thinking_go_back_to_bedrock(
+    sdk: Clients, gateway: RunningGateway
+) -> None:
     client = sdk(gateway)
     first = client.messages.create(
         model=SONNET,
@@ -510,3 +512,24 @@ def test_claude_code_request_shape(gateway: RunningGateway) -> None:
     assert counted.status_code == 200 and counted.json()["input_tokens"] > 1000
     (record,) = ledger(gateway)
     assert record["end_user"] == body["metadata"]["user_id"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_slow_first_token_is_a_timeout_error(
+    sdk: Clients,
+    start_gateway: GatewayFactory,
+    emulator: ServerThread,
+    tmp_path: Path,
+    stream: bool,
+) -> None:
+    models = messages_models(emulator.url, tmp_path)
+    models[-1] = {**models[-1], "ttft_timeout_s": 0.2}
+    gateway = start_gateway(models=models)
+    text = script("x", first_token_delay_ms=3000)
+    with pytest.raises(anthropic.APIStatusError) as info:
+        sdk(gateway).messages.create(
+            model=SONNET, max_tokens=10, messages=user(text), stream=stream
+        )
+    assert _error(info.value.response) == (504, "timeout_error")
+    (record,) = ledger(gateway)
+    assert (record["status"], record["error_type"]) == (504, "FirstTokenTimeout")
