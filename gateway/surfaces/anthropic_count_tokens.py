@@ -43,11 +43,20 @@ async def count_tokens(request: Request) -> Response:
     source, call = count_tokens_input(
         body, header_betas=request_betas(request), allowed_betas=runtime.config.anthropic.betas
     )
+    headers = {"x-gateway-model": model.bedrock_id}
     try:
         tokens = await gateway.bedrock.count_tokens(model.bedrock_id, source, region=model.region)
     except BedrockError as exc:
-        raise upstream_failure(record, exc) from exc
-    headers = {"x-gateway-model": model.bedrock_id}
+        if not _cannot_count(exc):
+            raise upstream_failure(record, exc) from exc
+        # CountTokens serves only some Claude versions; Bedrock says so with a 400
+        # ValidationException "The provided model doesn't support counting tokens."
+        tokens = estimate_input_tokens(body)
+        headers[ESTIMATE_HEADER] = "estimated"
     if call.dropped_betas:
         headers["x-gateway-dropped-betas"] = ",".join(call.dropped_betas)
     return json_response({"input_tokens": tokens}, headers=headers)
+
+
+def _cannot_count(exc: BedrockError) -> bool:
+    return exc.name == "ValidationException" and "counting tokens" in exc.message.lower()

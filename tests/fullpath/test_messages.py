@@ -533,3 +533,27 @@ def test_a_slow_first_token_is_a_timeout_error(
     assert _error(info.value.response) == (504, "timeout_error")
     (record,) = ledger(gateway)
     assert (record["status"], record["error_type"]) == (504, "FirstTokenTimeout")
+
+
+def test_count_tokens_estimates_where_bedrock_cannot_count(
+    sdk: Clients, gateway: RunningGateway
+) -> None:
+    refusal = {
+        "type": "ValidationException",
+        "message": "The provided model doesn't support counting tokens.",
+    }
+    raw = sdk(gateway).messages.with_raw_response.count_tokens(
+        model=SONNET, messages=user(script("x" * 40, error=refusal))
+    )
+    assert raw.headers["x-gateway-token-count"] == "estimated"
+    assert raw.parse().input_tokens > 10
+    other = {"type": "ValidationException", "message": "messages: bad"}
+    with pytest.raises(anthropic.BadRequestError):
+        sdk(gateway).messages.count_tokens(model=SONNET, messages=user(script("x", error=other)))
+
+
+def test_models_lists_the_claude_code_names(gateway: RunningGateway) -> None:
+    with gateway.http() as http:
+        listed = http.get("/v1/models", headers={"x-api-key": API_KEY}).json()
+    names = {entry["id"] for entry in listed["data"]}
+    assert {SONNET, SONNET_DATED} <= names
