@@ -1,62 +1,100 @@
-"""`POST /v1/messages/count_tokens`: Claude Code asks before each turn; not billed, but
-authenticated and allowed per model like any model call, and counted in metrics.
+"""`POST /v1/messages/count_tokens`: Claude Code asks before its turns.
 
-Claude Code falls back to a billed `max_tokens: 1` call when this fails, so it must not:
-a model Bedrock cannot count gets an estimate, marked `x-gateway-token-count: estimated`.
+Not billable (`billable = False`): authenticated and allowed per model like any model
+call, counted in the metrics, but not charged to limits and not a ledger row. Claude
+Code falls back to a billed `max_tokens: 1` call when counting fails, so it must not
+fail for want of a counter: a model Bedrock cannot count gets an estimate, marked
+`x-gateway-token-count: estimated`.
 """
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from dataclasses import dataclass
+from typing import Any
 
-from gateway.bedrock.client import BedrockError
-from gateway.pipeline.runtime import Gateway, Runtime
+from starlette.types import ASGIApp
+
+from gateway.bedrock.catalog import ResolvedModel
+from gateway.bedrock.client import BedrockClient
+from gateway.errors import GatewayError, UpstreamError
+from gateway.pipeline.context import RequestContext
+from gateway.pipeline.surface import Parsed
+from gateway.pipeline.upstream import Upstream
 from gateway.schemas.anthropic import CountTokensRequest
-from gateway.server.bodies import json_response, read_json, validate
-from gateway.surfaces.anthropic_common import record_model, request_betas
-from gateway.surfaces.openai_chat import resolve_for_caller, upstream_failure
+from gateway.server.bodies import json_response, validate
+from gateway.surfaces.anthropic_messages import request_betas
 from gateway.translate.anthropic_messages.count_tokens import (
     ESTIMATE_HEADER,
     count_tokens_input,
     estimate_input_tokens,
 )
-from gateway.translate.anthropic_messages.invoke import is_claude
-from gateway.usage.record import UsageRecord
+from gateway.translate.anthropic_messages.errors import anthropic_error_body, anthropic_status
+from gateway.translate.anthropic_messages.invoke import InvokeCall, is_claude
 
-__all__ = ["count_tokens"]
+__all__ = ["CountTokens"]
 
 
-async def count_tokens(request: Request) -> Response:
-    runtime: Runtime = request.state.runtime
-    gateway: Gateway = request.app.state.gateway
-    record: UsageRecord = request.state.usage
-    body = await read_json(request, runtime.config.server.max_body_bytes)
-    parsed = validate(CountTokensRequest, body)
-    model = resolve_for_caller(request, parsed.model, kind="chat")
-    record_model(record, model)
-    if not is_claude(model.bedrock_id):
-        return json_response(
-            {"input_tokens": estimate_input_tokens(body)},
-            headers={ESTIMATE_HEADER: "estimated", "x-gateway-model": model.bedrock_id},
+@dataclass(slots=True)
+class _Prepared:
+    body: dict[str, Any]
+    source: dict[str, Any] | None  # the CountTokens input; None: estimate
+    call: InvokeCall | None
+
+
+class CountTokens:
+    route = "/v1/messages/count_tokens"
+    model_kind = "chat"
+    billable = False
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return anthropic_error_body(error)
+
+    def error_status(self, error: GatewayError) -> int:
+        return anthropic_status(error)
+
+    def parse(self, body: dict[str, Any], ctx: RequestContext) -> Parsed:
+        request = validate(CountTokensRequest, body)
+        return Parsed(body, model=request.model, prompt=body.get("messages"))
+
+    def prepare(self, parsed: Parsed, model: ResolvedModel, ctx: RequestContext) -> _Prepared:
+        body: dict[str, Any] = parsed.request
+        if not is_claude(model.bedrock_id):
+            return _Prepared(body, None, None)
+        source, call = count_tokens_input(
+            body, header_betas=request_betas(ctx), allowed_betas=ctx.runtime.config.anthropic.betas
         )
-    source, call = count_tokens_input(
-        body, header_betas=request_betas(request), allowed_betas=runtime.config.anthropic.betas
-    )
-    headers = {"x-gateway-model": model.bedrock_id}
-    try:
-        tokens = await gateway.bedrock.count_tokens(model.bedrock_id, source, region=model.region)
-    except BedrockError as exc:
-        if not _cannot_count(exc):
-            raise upstream_failure(record, exc) from exc
-        # CountTokens serves only some Claude versions; Bedrock says so with a 400
-        # ValidationException "The provided model doesn't support counting tokens."
-        tokens = estimate_input_tokens(body)
-        headers[ESTIMATE_HEADER] = "estimated"
-    if call.dropped_betas:
-        headers["x-gateway-dropped-betas"] = ",".join(call.dropped_betas)
-    return json_response({"input_tokens": tokens}, headers=headers)
+        return _Prepared(body, source, call)
+
+    async def respond(
+        self, prepared: _Prepared, upstream: Upstream, ctx: RequestContext
+    ) -> ASGIApp:
+        assert ctx.model is not None
+        headers = {"x-gateway-model": ctx.model.bedrock_id}
+        if prepared.call is not None and prepared.call.dropped_betas:
+            headers["x-gateway-dropped-betas"] = ",".join(prepared.call.dropped_betas)
+        source = prepared.source
+        if source is None:
+            return _estimate(prepared, headers)
+
+        async def attempt(client: BedrockClient, model: ResolvedModel) -> int:
+            return await client.count_tokens(model.bedrock_id, source, region=model.region)
+
+        try:
+            used, tokens = await upstream.call(attempt, estimate_input=lambda: 0)
+        except UpstreamError as exc:
+            # CountTokens serves only some Claude versions; Bedrock says so with a 400
+            # ValidationException "The provided model doesn't support counting tokens."
+            if (
+                exc.bedrock_error != "ValidationException"
+                or "counting tokens" not in exc.message.lower()
+            ):
+                raise
+            ctx.error_type = None
+            return _estimate(prepared, headers)
+        headers["x-gateway-model"] = used.bedrock_id
+        return json_response({"input_tokens": tokens}, headers=headers)
 
 
-def _cannot_count(exc: BedrockError) -> bool:
-    return exc.name == "ValidationException" and "counting tokens" in exc.message.lower()
+def _estimate(prepared: _Prepared, headers: dict[str, str]) -> ASGIApp:
+    headers[ESTIMATE_HEADER] = "estimated"
+    return json_response({"input_tokens": estimate_input_tokens(prepared.body)}, headers=headers)

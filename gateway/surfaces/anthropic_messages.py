@@ -1,207 +1,279 @@
 """`POST /v1/messages`: the Anthropic Messages API, for Claude Code and the Anthropic SDKs.
 
-Glue, as `openai_chat` is: the same key, allow-list, admission, retries, fallbacks and
-ledger as every billable route, and every wire decision in
-`gateway.translate.anthropic_messages`. Two ways to Bedrock:
+What this surface adds to the pipeline (`gateway.pipeline.handler`): the request model,
+two translation pairs, the Anthropic stream encoder and the Anthropic error shape.
 
 * Claude models: InvokeModel / InvokeModelWithResponseStream with the caller's own body
   (`translate.anthropic_messages.invoke`), so each block arrives exactly as sent; the
-  stream is re-framed event by event (`invoke_stream`);
+  stream is Claude's own events, re-framed (`invoke_stream`);
 * every other chat model: Converse, through the Messages <-> Converse pair
-  (`gateway.surfaces.anthropic_converse`).
+  (`converse`, `converse_stream`).
 
-A stream is read up to its first content event before the response starts, so that a
-refusal or an early exception frame is still an HTTP error with the right status (in the
-Anthropic shape: `RequestMiddleware` renders every error of a `/v1/messages` route so),
-or a retry, or a fallback.
+Each candidate (the model, then its fallbacks) is called the way its family needs, so a
+Claude model may fall back to Nova and back. The `anthropic-beta` header is read here
+(from the request context) and filtered by `anthropic.betas`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway.bedrock.catalog import ResolvedModel
-from gateway.bedrock.client import BedrockError, BedrockStream
-from gateway.bedrock.retries import FIRST_TOKEN_TIMEOUT, call_with_fallbacks
-from gateway.pipeline.runtime import Gateway, Runtime
+from gateway.bedrock.client import BedrockClient, BedrockError, BedrockStream
+from gateway.errors import GatewayError
+from gateway.ids import new_id
+from gateway.pipeline.context import RequestContext, TokenUsage
+from gateway.pipeline.surface import Parsed
+from gateway.pipeline.upstream import Upstream
 from gateway.schemas.anthropic import MessagesRequest
-from gateway.server.bodies import json_response, read_json, validate
-from gateway.server.byte_stream import ByteStreamResponse
+from gateway.server.bodies import json_response, validate
 from gateway.server.streaming import estimate_tokens
-from gateway.surfaces.anthropic_common import (
-    error_event,
-    record_model,
-    record_usage,
-    request_betas,
+from gateway.translate.anthropic_messages.betas import parse_beta_header
+from gateway.translate.anthropic_messages.converse import (
+    ConverseCall,
+    converse_response,
+    messages_to_converse,
 )
-from gateway.surfaces.anthropic_converse import converse_messages
-from gateway.surfaces.openai_chat import _deadline, _while_connected, resolve_for_caller
+from gateway.translate.anthropic_messages.converse_stream import ConverseStreamEncoder
+from gateway.translate.anthropic_messages.errors import (
+    anthropic_error,
+    anthropic_error_body,
+    anthropic_status,
+)
 from gateway.translate.anthropic_messages.invoke import (
     InvokeCall,
+    MessagesUsage,
     invoke_response,
     is_claude,
     messages_to_invoke_body,
 )
-from gateway.translate.anthropic_messages.invoke_stream import InvokeStreamEncoder
-from gateway.usage.record import UsageRecord
+from gateway.translate.anthropic_messages.invoke_stream import InvokeStreamEncoder, sse_event
+from gateway.translate.shared.errors import to_upstream_error
 
-__all__ = ["messages"]
+__all__ = ["AnthropicStreamEncoder", "Messages", "request_betas"]
 
 logger = logging.getLogger("gateway")
 
 _MESSAGE_START = b'{"type":"message_start"'
+# At most this many names in a list header (then a count): the list comes from the caller.
+_NAMES_SHOWN = 20
 
 
-async def messages(request: Request) -> Response | ASGIApp:
-    runtime: Runtime = request.state.runtime
-    gateway: Gateway = request.app.state.gateway
-    record: UsageRecord = request.state.usage
-    body = await read_json(request, runtime.config.server.max_body_bytes)
-    parsed = validate(MessagesRequest, body)
-    record.stream = bool(parsed.stream)
-    # Anthropic's per-end-user id: the record's end_user; never sent on to Bedrock.
-    record.end_user = parsed.metadata.user_id if parsed.metadata else None
-    if runtime.config.logging.log_prompts:
-        record.extra["prompt"] = body.get("messages")
-    model = resolve_for_caller(request, parsed.model, kind="chat")
-    betas = request_betas(request)
-    if not is_claude(model.bedrock_id):
-        return await converse_messages(request, parsed, body, model, betas)
-    call = messages_to_invoke_body(
-        body,
-        header_betas=betas,
-        allowed_betas=runtime.config.anthropic.betas,
-        drop_unsupported=runtime.config.drop_unsupported_params,
-    )  # bad input is a 400 before any limit is charged
-    if call.dropped_betas:
-        logger.info(
-            "anthropic-beta values dropped",
-            extra={"request_id": record.request_id, "dropped_betas": call.dropped_betas},
-        )
-    record.extra["admission"] = await gateway.limiter.admit(request.state.principal)
-    # The body is Claude's own: only Claude fallbacks can take it as it is.
-    candidates = [model, *(m for m in runtime.catalog.fallbacks(model) if is_claude(m.bedrock_id))]
+def request_betas(ctx: RequestContext) -> list[str]:
+    """Every `anthropic-beta` header value, split, in the order sent."""
+    return parse_beta_header(
+        value.decode("latin-1") for name, value in ctx.headers if name == b"anthropic-beta"
+    )
 
-    def on_error(candidate: ResolvedModel, exc: BedrockError) -> None:
-        record_model(record, candidate)
-        record.error_type = exc.name
-        gateway.metrics.upstream_errors.labels(candidate.metric_label, exc.name).inc()
 
-    if parsed.stream:
-
-        async def attempt_stream(candidate: ResolvedModel) -> _OpenStream:
-            return await _open_stream(gateway, candidate, call.body)
-
-        used, opened = await call_with_fallbacks(
-            candidates, attempt_stream, policy=gateway.retry_policy, on_error=on_error
-        )
-        record_model(record, used)
-        record.error_type = None
-        encoder = InvokeStreamEncoder(model=parsed.model)
-
-        def settle(disconnected: bool) -> None:
-            if encoder.usage_reported and (encoder.metrics_seen or not disconnected):
-                record_usage(record, encoder.usage)
-                return
-            # Bedrock's counts never arrived (client gone, stream cut): ours, flagged.
-            record.estimated = True
-            record.input_tokens = max(encoder.usage.input_tokens, estimate_tokens(len(call.body)))
-            record.output_tokens = max(
-                encoder.usage.output_tokens, estimate_tokens(encoder.output_chars)
-            )
-
-        return ByteStreamResponse(
-            opened.upstream,
-            opened.events,
-            encoder,
-            prefetched=opened.prefetched,
-            record=record,
-            started=request.state.started,
-            headers=_headers(used, call),
-            error_event=error_event,
-            settle=settle,
-        )
-
-    async def attempt(candidate: ResolvedModel) -> bytes:
-        timeout_s = candidate.config.ttft_timeout_s if candidate.config else None
-        try:
-            async with _deadline(timeout_s):  # the whole answer is the first token here
-                result = await gateway.bedrock.invoke_model(
-                    candidate.bedrock_id, call.body, region=candidate.region
-                )
-        except TimeoutError:
-            raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no answer within {timeout_s} s") from None
-        return result.body
-
-    try:
-        used, answer = await _while_connected(
-            request.receive,
-            call_with_fallbacks(
-                candidates, attempt, policy=gateway.retry_policy, on_error=on_error
-            ),
-        )
-    except ClientDisconnect:
-        record.estimated = True
-        record.input_tokens = estimate_tokens(len(call.body))
-        raise
-    record_model(record, used)
-    record.error_type = None
-    message, usage = invoke_response(answer, model=parsed.model)
-    record_usage(record, usage)
-    return json_response(message, headers=_headers(used, call))
+def _names(values: list[str]) -> str:
+    shown = ",".join(values[:_NAMES_SHOWN])
+    more = len(values) - _NAMES_SHOWN
+    return f"{shown},(+{more} more)" if more > 0 else shown
 
 
 @dataclass(slots=True)
-class _OpenStream:
-    upstream: BedrockStream
-    events: AsyncIterator[dict[str, Any]]
-    prefetched: list[dict[str, Any]]
+class _Prepared:
+    request: MessagesRequest
+    body: dict[str, Any]
+    betas: list[str]
+    invoke: InvokeCall | None = None  # built once, for every Claude candidate
+    converse: ConverseCall | None = None  # built once, for every other candidate
+    dropped_betas: list[str] = field(default_factory=list)
 
 
-async def _open_stream(gateway: Gateway, model: ResolvedModel, body: bytes) -> _OpenStream:
-    """InvokeModelWithResponseStream, read past `message_start` to the first content event,
-    within the model's `ttft_timeout_s` (else the next fallback, or 504)."""
-    upstream: BedrockStream | None = None
-    prefetched: list[dict[str, Any]] = []
-    timeout_s = model.config.ttft_timeout_s if model.config else None
-    try:
-        async with _deadline(timeout_s):
-            upstream = await gateway.bedrock.invoke_model_stream(
-                model.bedrock_id, body, region=model.region
+class Messages:
+    route = "/v1/messages"
+    model_kind = "chat"
+    billable = True
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return anthropic_error_body(error)
+
+    def error_status(self, error: GatewayError) -> int:
+        return anthropic_status(error)
+
+    def parse(self, body: dict[str, Any], ctx: RequestContext) -> Parsed:
+        request = validate(MessagesRequest, body)
+        return Parsed(
+            (request, body),
+            model=request.model,
+            stream=bool(request.stream),
+            # Anthropic's per-end-user id: the record's end_user, never sent to Bedrock.
+            end_user=request.metadata.user_id if request.metadata else None,
+            prompt=body.get("messages"),
+        )
+
+    def prepare(self, parsed: Parsed, model: ResolvedModel, ctx: RequestContext) -> _Prepared:
+        request, body = parsed.request
+        prepared = _Prepared(request, body, request_betas(ctx))
+        self._call_for(prepared, model, ctx)  # a body Bedrock cannot take is a 400 here
+        return prepared
+
+    def _call_for(
+        self, prepared: _Prepared, model: ResolvedModel, ctx: RequestContext
+    ) -> InvokeCall | ConverseCall:
+        drop = ctx.runtime.config.drop_unsupported_params
+        if is_claude(model.bedrock_id):
+            if prepared.invoke is None:
+                prepared.invoke = messages_to_invoke_body(
+                    prepared.body,
+                    header_betas=prepared.betas,
+                    allowed_betas=ctx.runtime.config.anthropic.betas,
+                    drop_unsupported=drop,
+                )
+                if prepared.invoke.dropped_betas:
+                    logger.info(
+                        "anthropic-beta values dropped",
+                        extra={
+                            "request_id": ctx.request_id,
+                            "dropped_betas": prepared.invoke.dropped_betas,
+                        },
+                    )
+            return prepared.invoke
+        if prepared.converse is None:
+            prepared.converse = messages_to_converse(prepared.body, drop_unsupported=drop)
+        return prepared.converse
+
+    async def respond(
+        self, prepared: _Prepared, upstream: Upstream, ctx: RequestContext
+    ) -> ASGIApp:
+        request = prepared.request
+
+        def estimate_input() -> int:
+            return estimate_tokens(sum(len(m.model_dump_json()) for m in request.messages))
+
+        if request.stream:
+
+            def start(client: BedrockClient, model: ResolvedModel) -> Awaitable[BedrockStream]:
+                call = self._call_for(prepared, model, ctx)
+                if isinstance(call, InvokeCall):
+                    return client.invoke_model_stream(
+                        model.bedrock_id, call.body, region=model.region
+                    )
+                return client.converse_stream(model.bedrock_id, call.request, region=model.region)
+
+            used, opened = await upstream.open_stream(start, is_preamble=_is_preamble)
+            encoder = AnthropicStreamEncoder(
+                InvokeStreamEncoder(model=request.model)
+                if is_claude(used.bedrock_id)
+                else ConverseStreamEncoder(message_id=f"msg_{new_id()}", model=request.model)
             )
-            events = aiter(upstream)
-            async for event in events:
-                prefetched.append(event)
-                chunk = event.get("chunk")
-                raw = chunk.get("bytes") if isinstance(chunk, dict) else None
-                if not (isinstance(raw, bytes) and raw.startswith(_MESSAGE_START)):
-                    break
-    except TimeoutError:
-        if upstream is not None:
-            await upstream.aclose()
-        raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no first token within {timeout_s} s") from None
-    except BaseException:
-        if upstream is not None:
-            await upstream.aclose()
-        raise
-    return _OpenStream(upstream, events, prefetched)
+
+            def estimate_streamed_input() -> int:
+                # message_start carries Claude's exact input count; else our estimate.
+                return encoder.input_tokens or estimate_input()
+
+            return upstream.stream_response(
+                opened,
+                encoder,
+                headers=self._headers(prepared, used, ctx),
+                estimate_input=estimate_streamed_input,
+            )
+
+        async def attempt(client: BedrockClient, model: ResolvedModel) -> Any:
+            call = self._call_for(prepared, model, ctx)
+            if isinstance(call, InvokeCall):
+                return (
+                    await client.invoke_model(model.bedrock_id, call.body, region=model.region)
+                ).body
+            return await client.converse(model.bedrock_id, call.request, region=model.region)
+
+        used, answer = await upstream.call(attempt, estimate_input=estimate_input)
+        if is_claude(used.bedrock_id):
+            message, usage = invoke_response(answer, model=request.model)
+        else:
+            message, usage = converse_response(
+                answer, message_id=f"msg_{new_id()}", model=request.model
+            )
+            if not answer.get("usage"):
+                ctx.estimated = True
+                usage.input_tokens = estimate_input()
+        _take(ctx.usage, usage)
+        if ctx.runtime.config.logging.log_prompts:
+            ctx.completion = message.get("content")
+        return json_response(message, headers=self._headers(prepared, used, ctx))
+
+    def _headers(
+        self, prepared: _Prepared, model: ResolvedModel, ctx: RequestContext
+    ) -> dict[str, str]:
+        headers = {"x-gateway-model": model.bedrock_id}
+        call = self._call_for(prepared, model, ctx)
+        # No beta applies to Converse: there, every beta the client sent is dropped.
+        dropped_betas = call.dropped_betas if isinstance(call, InvokeCall) else prepared.betas
+        if dropped_betas:
+            headers["x-gateway-dropped-betas"] = _names(dropped_betas)
+        if call.dropped_params:
+            headers["x-gateway-dropped-params"] = _names(call.dropped_params)
+        return headers
 
 
-def _headers(model: ResolvedModel, call: InvokeCall) -> dict[str, str]:
-    headers = {"x-gateway-model": model.bedrock_id}
-    _list_header(headers, "x-gateway-dropped-betas", call.dropped_betas)
-    _list_header(headers, "x-gateway-dropped-params", call.dropped_params)
-    return headers
+def _is_preamble(event: dict[str, Any]) -> bool:
+    """Before the first content: Converse's messageStart, Claude's message_start."""
+    if "messageStart" in event:
+        return True
+    chunk = event.get("chunk")
+    raw = chunk.get("bytes") if isinstance(chunk, dict) else None
+    return isinstance(raw, bytes) and raw.startswith(_MESSAGE_START)
 
 
-def _list_header(headers: dict[str, str], name: str, values: Iterable[str]) -> None:
-    joined = ",".join(values)
-    if joined:
-        headers[name] = joined
+def _take(usage: TokenUsage, seen: MessagesUsage) -> None:
+    usage.input_tokens = seen.input_tokens
+    usage.output_tokens = seen.output_tokens
+    usage.cache_read_tokens = seen.cache_read_tokens
+    usage.cache_write_tokens = seen.cache_write_tokens
+
+
+class AnthropicStreamEncoder:
+    """Either Messages stream translator as the pipeline's `StreamEncoder`."""
+
+    __slots__ = ("_translator",)
+
+    def __init__(self, translator: InvokeStreamEncoder | ConverseStreamEncoder) -> None:
+        self._translator = translator
+
+    @property
+    def output_chars(self) -> int:
+        return self._translator.output_chars
+
+    @property
+    def unknown_events(self) -> int:
+        return self._translator.unknown_events
+
+    @property
+    def input_tokens(self) -> int:
+        return self._translator.usage.input_tokens
+
+    def feed(self, event: dict[str, Any]) -> bytes:
+        return self._translator.feed(event)
+
+    def close(self) -> bytes:
+        return self._translator.flush()
+
+    def fail(self, error: BedrockError) -> bytes:
+        """A failure after the first byte: Anthropic's `event: error`, and the stream ends."""
+        return sse_event("error", anthropic_error(to_upstream_error(error.name, error.message)))
+
+    def take_usage(self, usage: TokenUsage) -> bool:
+        translator = self._translator
+        # Claude's usage is final only once its stream has ended (message_delta counts up).
+        done = (
+            translator.stopped
+            if isinstance(translator, InvokeStreamEncoder)
+            else translator.usage_reported
+        )
+        if not done:
+            return False
+        _take(usage, translator.usage)
+        return True
+
+    def estimated_output_tokens(self) -> int:
+        return max(self._translator.usage.output_tokens, estimate_tokens(self.output_chars))
+
+    def completion(self) -> Any:
+        return None
