@@ -454,7 +454,8 @@ def test_a_team_budget_stops_the_next_call(
 
 
 def test_claude_code_request_shape(gateway: RunningGateway) -> None:
-    """The main request of Claude Code 2.1 (fixtures/clients), byte for byte in its shape."""
+    """The main request of Claude Code 2.1 (fixtures/clients), in its shape and size
+    (a first turn of about 115 KB)."""
     body = {
         "model": SONNET,
         "messages": [
@@ -474,7 +475,7 @@ def test_claude_code_request_shape(gateway: RunningGateway) -> None:
                 "text": "You are Claude Code.",
                 "cache_control": {"type": "ephemeral"},
             },
-            {"type": "text", "text": "Rules " * 1000, "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "Rules " * 19_000, "cache_control": {"type": "ephemeral"}},
         ],
         "tools": [BASH] * 1 + [{**BASH, "name": f"Tool{i}"} for i in range(23)],
         "metadata": {"user_id": json.dumps({"device_id": "d" * 64, "session_id": "a3bc025c"})},

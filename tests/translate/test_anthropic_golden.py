@@ -37,7 +37,7 @@ from gateway.translate.anthropic_messages.converse import messages_to_converse
 from gateway.translate.anthropic_messages.converse_stream import ConverseStreamEncoder
 from gateway.translate.anthropic_messages.invoke import messages_to_invoke_body
 from gateway.translate.anthropic_messages.invoke_stream import InvokeStreamEncoder
-from tests.translate.test_stream_golden import hydrate, read_jsonl
+from tests.translate.test_stream_golden import aiobotocore_events, hydrate, read_jsonl
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "anthropic"
 INVOKE = sorted(
@@ -207,6 +207,21 @@ def test_converse_stream_golden(case: str, update_golden: bool) -> None:
     sse = b"".join(encoder.feed(event) for event in events) + encoder.flush()
     check_anthropic_stream(sse)
     _check(GOLDEN / "converse_stream" / f"{case}.sse", sse.decode(), update_golden, text=True)
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CONVERSE_STREAM if (STREAM_GOLDEN / f"{c}.eventstream").exists()]
+)
+async def test_converse_capture_fed_one_byte_at_a_time(case: str) -> None:
+    raw = (STREAM_GOLDEN / f"{case}.eventstream").read_bytes()
+
+    def encode(events: list[dict[str, Any]]) -> bytes:
+        encoder = ConverseStreamEncoder(message_id="msg_golden", model=MODEL)
+        return b"".join(encoder.feed(event) for event in events) + encoder.flush()
+
+    whole = encode(await aiobotocore_events([raw]))
+    assert encode(await aiobotocore_events([raw[i : i + 1] for i in range(len(raw))])) == whole
+    assert whole.decode() == (GOLDEN / "converse_stream" / f"{case}.sse").read_text()
 
 
 def test_delta_bytes_pass_through_unchanged() -> None:
