@@ -33,6 +33,7 @@ from gateway.translate.anthropic_messages.invoke import (
     invoke_response,
     messages_to_invoke_body,
 )
+from gateway.translate.anthropic_messages.invoke_stream import InvokeStreamEncoder
 from gateway.translate.shared.errors import to_upstream_error
 
 BASE: dict[str, Any] = {
@@ -269,3 +270,28 @@ def test_converse_drops_model_parameters_when_asked() -> None:
         drop_unsupported=True,
     )
     assert call.dropped_params == ["top_k", "thinking"]
+
+
+def test_a_guardrail_intervention_is_a_refusal() -> None:
+    body = {"id": "m", "stop_reason": "end_turn", "amazon-bedrock-guardrailAction": "INTERVENED"}
+    message, _ = invoke_response(json.dumps(body).encode(), model="m")
+    assert message == {"id": "m", "stop_reason": "refusal", "model": "m"}
+    passed = {"id": "m", "stop_reason": "end_turn", "amazon-bedrock-guardrailAction": "NONE"}
+    message, _ = invoke_response(json.dumps(passed).encode(), model="m")
+    assert message == {"id": "m", "stop_reason": "end_turn", "model": "m"}
+
+
+def test_a_guardrail_intervention_in_a_stream_is_a_refusal() -> None:
+    encoder = InvokeStreamEncoder(model="m")
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {"output_tokens": 3},
+        "amazon-bedrock-guardrailAction": "INTERVENED",
+    }
+    sent = encoder.feed_payload(json.dumps(delta).encode())
+    assert b'"stop_reason":"refusal"' in sent and b"guardrail" not in sent
+    stop = {"type": "message_stop", "amazon-bedrock-guardrailAction": "INTERVENED"}
+    assert encoder.feed_payload(json.dumps(stop).encode()) == (
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )

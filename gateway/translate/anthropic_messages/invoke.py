@@ -36,6 +36,7 @@ from gateway.translate.anthropic_messages.betas import split_betas
 
 __all__ = [
     "BEDROCK_ANTHROPIC_VERSION",
+    "GUARDRAIL_ACTION",
     "MID_CONVERSATION_SYSTEM_BETA",
     "TOP_LEVEL",
     "Action",
@@ -49,6 +50,7 @@ __all__ = [
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
+GUARDRAIL_ACTION = "amazon-bedrock-guardrailAction"
 
 
 class Action(Enum):
@@ -196,6 +198,10 @@ def invoke_response(body: bytes, *, model: str) -> tuple[dict[str, Any], Message
     if not isinstance(message, dict):
         raise ValueError("Bedrock answered InvokeModel with a body that is not a JSON object")
     message["model"] = model
+    # With a guardrail, Bedrock adds its verdict to Claude's message; an intervention is
+    # Anthropic's `refusal` (the contract's mapping), and the key itself is Bedrock's.
+    if message.pop(GUARDRAIL_ACTION, None) == "INTERVENED":
+        message["stop_reason"] = "refusal"
     usage = MessagesUsage()
     raw = message.get("usage")
     if isinstance(raw, dict):

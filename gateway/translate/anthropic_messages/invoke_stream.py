@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from gateway.translate.anthropic_messages.invoke import MessagesUsage
+from gateway.translate.anthropic_messages.invoke import GUARDRAIL_ACTION, MessagesUsage
 
 __all__ = ["PING", "InvokeStreamEncoder", "sse_event"]
 
@@ -83,10 +83,15 @@ class InvokeStreamEncoder:
                         self.usage_reported = True
                 return sse_event(kind, data) + PING
             case "message_delta":
+                if data.pop(GUARDRAIL_ACTION, None) == "INTERVENED":
+                    delta = data.get("delta")
+                    if isinstance(delta, dict):
+                        delta["stop_reason"] = "refusal"
                 usage = data.get("usage")
                 if isinstance(usage, dict) and not self.metrics_seen:
                     self._take_delta_usage(usage)
             case "message_stop":
+                data.pop(GUARDRAIL_ACTION, None)  # Bedrock's, not Anthropic's
                 metrics = data.pop(_METRICS, None)
                 if isinstance(metrics, dict):
                     self.usage.take_invocation_metrics(metrics)
