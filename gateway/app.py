@@ -46,6 +46,8 @@ from gateway.server.middleware import AuthMiddleware, RequestMiddleware
 from gateway.server.probes import healthz, metrics, readyz
 from gateway.server.protocol import HEADER_TIMEOUT_STATE
 from gateway.surfaces.admin import admin_routes
+from gateway.surfaces.anthropic_count_tokens import CountTokens
+from gateway.surfaces.anthropic_messages import Messages
 from gateway.surfaces.models import get_model, list_models
 from gateway.surfaces.openai_chat import ChatCompletions
 from gateway.surfaces.openai_embeddings import Embeddings
@@ -177,7 +179,7 @@ def create_app(
             finally:
                 gateway.ready = False
 
-    surfaces: list[Surface] = [ChatCompletions(), Embeddings()]
+    surfaces: list[Surface] = [ChatCompletions(), Embeddings(), Messages(), CountTokens()]
     direct = {surface.route: SurfaceEndpoint(surface) for surface in surfaces}
     routes = [
         Route("/v1/models", list_models, methods=["GET"]),
