@@ -154,13 +154,20 @@ def render_csv(report: UsageReport) -> str:
     writer = csv.writer(out)
     writer.writerow(report.columns)
     for row in report.rows:
-        writer.writerow(
-            _csv_cell(_text(row.get(c), none=""))
-            if c in report.group_by
-            else _text(row.get(c), none="")
-            for c in report.columns
-        )
+        writer.writerow(_csv_cell(row.get(c), metric=c in METRIC_FIELDS) for c in report.columns)
     return out.getvalue()
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection, OWASP):
+# a caller chooses its own `user` field and key ids, so text cells are defused with a `'`.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any, *, metric: bool) -> str:
+    text = _text(value, none="")
+    if not metric and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
 
 
 def render_table(report: UsageReport) -> str:
@@ -184,15 +191,9 @@ def render_table(report: UsageReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-# OWASP "CSV Injection": a cell starting with one of these is a formula to a spreadsheet.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # C0 and C1 controls, DEL, and the Unicode bidi controls that reorder a line on screen.
 _TERMINAL_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NULL = "(null)"
-
-
-def _csv_cell(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _table_cell(value: Any) -> str:
