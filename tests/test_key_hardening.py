@@ -128,3 +128,28 @@ def test_check_config_command_prints_no_url_password(
     out = capsys.readouterr().out
     for secret in ("r3dis-pw", "p@ss", "q-pw"):
         assert secret not in out
+
+
+def test_a_disabled_or_revoked_store_key_listed_as_admin_is_refused() -> None:
+    # Item 2 for keys from the key store: disabled or revoked there, yet its digest in
+    # admin_keys_sha256, it must not become the synthetic `admin-<digest8>`.
+    from datetime import UTC, datetime
+
+    from gateway.keys.records import KeySnapshot, StoredKey, digest_of
+
+    snapshot = KeySnapshot(
+        version=1,
+        keys=(
+            StoredKey(id="off", key_sha256=digest_of("off-secret"), disabled=True),
+            StoredKey(id="gone", key_sha256=digest_of("gone-secret"), revoked_at=datetime.now(UTC)),
+        ),
+        teams=(),
+    )
+    auth = AuthConfig.model_validate(
+        {"admin_keys_sha256": [digest_of("off-secret"), digest_of("gone-secret"), sha("root")]}
+    )
+    index = KeyIndex(auth, snapshot)
+    assert index.lookup("off-secret") is None
+    assert index.lookup("gone-secret") is None
+    root = index.lookup("root")
+    assert root is not None and root.is_admin

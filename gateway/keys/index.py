@@ -53,6 +53,9 @@ class KeyIndex:
         # A disabled key is refused everywhere: also when its digest is listed as an admin,
         # which must not turn it into the unrestricted synthetic `admin-<digest8>` below.
         disabled = {key.digest for key in auth.keys if key.disabled}
+        if stored is not None:  # disabled, revoked or expired in the key store: the same
+            now = datetime.now(UTC)
+            disabled |= {key.key_sha256 for key in stored.keys if not key.usable(now)}
         for key in auth.keys:
             if key.disabled:
                 continue
