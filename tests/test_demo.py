@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY = "demo-key-for-a-workshop-0123456789abcdef"
 
 
-def _demo(*args: str, cwd: Path) -> list[str]:
+def _demo(*args: str) -> list[str]:
     return [sys.executable, "-m", "gateway", "demo", *args]
 
 
@@ -37,7 +37,7 @@ def test_a_taken_port_is_one_line_and_no_key(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            _demo("--host", "127.0.0.1", "--port", str(port), cwd=tmp_path),
+            _demo("--host", "127.0.0.1", "--port", str(port)),
             cwd=tmp_path,
             env=_env(),
             capture_output=True,
@@ -53,7 +53,7 @@ def test_a_taken_port_is_one_line_and_no_key(tmp_path: Path) -> None:
 
 def test_a_weak_key_is_refused_before_anything_starts(tmp_path: Path) -> None:
     done = subprocess.run(
-        _demo("--port", str(free_port()), "--key", "change-me", cwd=tmp_path),
+        _demo("--port", str(free_port()), "--key", "change-me"),
         cwd=tmp_path,
         env=_env(),
         capture_output=True,
@@ -69,7 +69,7 @@ def test_demo_with_a_fixed_key_and_host_answers_the_sdk(tmp_path: Path) -> None:
     log = tmp_path / "demo.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            _demo("--host", "127.0.0.1", "--port", str(port), "--key", KEY, cwd=tmp_path),
+            _demo("--host", "127.0.0.1", "--port", str(port), "--key", KEY),
             cwd=tmp_path,
             env=_env(),
             stdout=out,
