@@ -22,6 +22,7 @@ from gateway.pipeline.surface import Parsed
 from gateway.pipeline.upstream import Upstream
 from gateway.schemas.anthropic import CountTokensRequest
 from gateway.server.bodies import json_response, validate
+from gateway.server.headers import name_list
 from gateway.surfaces.anthropic_messages import request_betas
 from gateway.translate.anthropic_messages.count_tokens import (
     ESTIMATE_HEADER,
@@ -71,7 +72,7 @@ class CountTokens:
         assert ctx.model is not None
         headers = {"x-gateway-model": ctx.model.bedrock_id}
         if prepared.call is not None and prepared.call.dropped_betas:
-            headers["x-gateway-dropped-betas"] = ",".join(prepared.call.dropped_betas)
+            headers["x-gateway-dropped-betas"] = name_list(prepared.call.dropped_betas)
         source = prepared.source
         if source is None:
             return _estimate(prepared, headers)

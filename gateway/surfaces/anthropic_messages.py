@@ -32,6 +32,7 @@ from gateway.pipeline.surface import Parsed
 from gateway.pipeline.upstream import Upstream
 from gateway.schemas.anthropic import MessagesRequest
 from gateway.server.bodies import json_response, validate
+from gateway.server.headers import name_list
 from gateway.server.streaming import estimate_tokens
 from gateway.translate.anthropic_messages.betas import parse_beta_header
 from gateway.translate.anthropic_messages.converse import (
@@ -72,9 +73,7 @@ def request_betas(ctx: RequestContext) -> list[str]:
 
 
 def _names(values: list[str]) -> str:
-    shown = ",".join(values[:_NAMES_SHOWN])
-    more = len(values) - _NAMES_SHOWN
-    return f"{shown},(+{more} more)" if more > 0 else shown
+    return name_list(values, shown=_NAMES_SHOWN)
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from gateway.pipeline.surface import Parsed
 from gateway.pipeline.upstream import Upstream
 from gateway.schemas.openai import ChatCompletionRequest
 from gateway.server.bodies import json_response, validate
+from gateway.server.headers import name_list
 from gateway.server.sse import DONE, encode_chunk, encode_error, error_body
 from gateway.translate.openai_chat.request import (
     ConverseCall,
@@ -212,9 +213,7 @@ def response_headers(model: ResolvedModel, dropped: tuple[str, ...]) -> dict[str
     (the first few names, then how many more: the list comes from the caller)."""
     headers = {"x-gateway-model": model.bedrock_id}
     if dropped:
-        shown = ",".join(dropped[:_DROPPED_NAMES_SHOWN])
-        more = len(dropped) - _DROPPED_NAMES_SHOWN
-        headers["x-gateway-dropped-params"] = f"{shown},(+{more} more)" if more > 0 else shown
+        headers["x-gateway-dropped-params"] = name_list(dropped, shown=_DROPPED_NAMES_SHOWN)
     return headers
 
 

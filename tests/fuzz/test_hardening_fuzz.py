@@ -208,3 +208,38 @@ def test_postgres_ledger_never_stalls_on_nul_or_long_users(pg_app: InProcessGate
         body = {"model": "nova-micro", "messages": [{"role": "user", "content": "hi"}]}
         assert_openai_answer(pg_app.post_json("/v1/chat/completions", {**body, "user": user}))
     _drained(pg_app)
+
+
+@pytest.fixture(scope="module")
+def dropping_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
+    config = fuzz_config(tmp_path_factory.mktemp("drop")).model_copy(
+        update={"drop_unsupported_params": True}
+    )
+    gateway = InProcessGateway(config)
+    try:
+        yield gateway
+    finally:
+        gateway.close()
+
+
+@settings(FUZZ, max_examples=25)
+@given(
+    count=st.sampled_from([1, 25, 2_000, 15_000]),
+    name=st.sampled_from(["x", "unknown_field_with_a_rather_long_name_", "\u00e9\u202e", "a\nb"]),
+)
+def test_dropped_unknown_fields_keep_headers_small(
+    dropping_app: InProcessGateway, count: int, name: str
+) -> None:
+    # With drop_unsupported_params, 15,000 unknown fields made a 705 KB
+    # x-gateway-dropped-params header that broke the SDK while the call was billed.
+    body: dict[str, Any] = {
+        "model": "nova-micro",
+        "messages": [{"role": "user", "content": "hi"}],
+        **{f"{name}{i}": i for i in range(count)},
+    }
+    response = dropping_app.post_json("/v1/chat/completions", body)
+    assert_openai_answer(response)
+    assert response.status_code == 200
+    dropped = response.headers.get("x-gateway-dropped-params", "")
+    assert len(dropped) < 4096
+    assert all(c.isprintable() for c in dropped)
