@@ -5,7 +5,8 @@ A surface supplies only what differs between APIs: its request model and how to 
 (`prepare`), how to call Bedrock and answer once admitted (`respond`), and its error shape
 (`error_body`, `error_status`). Everything else (who is calling, which model that is,
 whether the caller may spend, retries and fallbacks, pricing, the ledger, metrics, the
-access log) is the pipeline's, and runs for every surface in the same order (`gateway.pipeline.handler`).
+access log) is the pipeline's, and runs for every surface in the same order
+(`gateway.pipeline.handler`).
 
 A surface cannot skip a stage because it never holds what a stage guards: `respond` gets
 Bedrock only through the `Upstream` the pipeline builds after admission, and the ledger
