@@ -92,7 +92,9 @@ def chat_messages(
     for path, item in tagged:
         match item:
             case MessageItem(role="system" | "developer"):
-                out.add({"role": "system", "content": _texts(item.content, f"{path}.content")}, path)
+                out.add(
+                    {"role": "system", "content": _texts(item.content, f"{path}.content")}, path
+                )
             case MessageItem(role="user"):
                 out.add({"role": "user", "content": _user_parts(item.content, path)}, path)
             case MessageItem(role="assistant"):
@@ -100,11 +102,13 @@ def chat_messages(
                     "role": "assistant",
                     "content": _assistant_parts(item.content, path),
                 }
-                pending = _attach(message, pending)
+                _attach(message, pending)
+                pending = None
                 out.add(message, path)
             case FunctionCallItem():
                 _add_call(out, item, path)
-                pending = _attach(out.messages[-1], pending)
+                _attach(out.messages[-1], pending)
+                pending = None
             case FunctionCallOutputItem():
                 content: Any = (
                     item.output
@@ -136,7 +140,7 @@ def _decode(content: str, path: str, key: bytes) -> Reasoning:
 
 
 def _attach(message: dict[str, Any], pending: Reasoning | None) -> None:
-    """Put `pending` reasoning on `message`; the caller then forgets it (returns None)."""
+    """Put `pending` reasoning on `message`; the caller then forgets it."""
     if pending is not None and "reasoning_content" not in message:
         if pending.text is not None or pending.signature is not None:
             message["reasoning_content"] = pending.text or ""
@@ -144,7 +148,6 @@ def _attach(message: dict[str, Any], pending: Reasoning | None) -> None:
             message["reasoning_signature"] = pending.signature
         if pending.redacted:
             message["reasoning_redacted"] = list(pending.redacted)
-    return None
 
 
 def _add_call(out: ChatMessages, item: FunctionCallItem, path: str) -> None:
@@ -228,8 +231,7 @@ def _assistant_parts(content: str | list[ContentPart], path: str) -> list[dict[s
                 result.append({"type": "refusal", "refusal": part.refusal})
             case _:
                 raise UnsupportedParameterError(
-                    f"Content parts of type '{part.type}' are not supported in assistant "
-                    "messages.",
+                    f"Content parts of type '{part.type}' are not supported in assistant messages.",
                     param=f"{path}.content[{j}].type",
                 )
     return result

@@ -120,11 +120,25 @@ class OutputItems:
         ids = {"item_id": current.item["id"], "output_index": current.index}
         if first and self._summary:
             part = {"type": "summary_text", "text": ""}
-            self._emit({"type": "response.reasoning_summary_part.added", **ids, "summary_index": 0, "part": part})
-        self._emit({"type": "response.reasoning_text.delta", **ids, "content_index": 0, "delta": text})
+            self._emit(
+                {
+                    "type": "response.reasoning_summary_part.added",
+                    **ids,
+                    "summary_index": 0,
+                    "part": part,
+                }
+            )
+        self._emit(
+            {"type": "response.reasoning_text.delta", **ids, "content_index": 0, "delta": text}
+        )
         if self._summary:
             self._emit(
-                {"type": "response.reasoning_summary_text.delta", **ids, "summary_index": 0, "delta": text}
+                {
+                    "type": "response.reasoning_summary_text.delta",
+                    **ids,
+                    "summary_index": 0,
+                    "delta": text,
+                }
             )
 
     def reasoning_signature(self, signature: str) -> None:
@@ -154,7 +168,9 @@ class OutputItems:
             item["namespace"], item["name"] = self._namespaced[name]
         call = self._calls[key] = _Item(index=len(self.items), item=item, kind="function_call")
         self.items.append(item)
-        self._emit({"type": "response.output_item.added", "output_index": call.index, "item": dict(item)})
+        self._emit(
+            {"type": "response.output_item.added", "output_index": call.index, "item": dict(item)}
+        )
 
     def call_arguments(self, key: Any, fragment: str) -> None:
         call = self._calls.get(key)
@@ -228,15 +244,33 @@ class OutputItems:
             item["content"] = [part]
             item["status"] = "completed"
             if self._events is not None:
-                self._emit({"type": "response.output_text.done", **ids, "content_index": 0, "text": text, "logprobs": []})
-                self._emit({"type": "response.content_part.done", **ids, "content_index": 0, "part": part})
+                self._emit(
+                    {
+                        "type": "response.output_text.done",
+                        **ids,
+                        "content_index": 0,
+                        "text": text,
+                        "logprobs": [],
+                    }
+                )
+                self._emit(
+                    {"type": "response.content_part.done", **ids, "content_index": 0, "part": part}
+                )
         elif entry.kind == "function_call":
             item["arguments"] = text if entry.has_arguments else "{}"
             item["status"] = "completed"
             if self._events is not None:
                 if not entry.has_arguments:
-                    self._emit({"type": "response.function_call_arguments.delta", **ids, "delta": "{}"})
-                self._emit({"type": "response.function_call_arguments.done", **ids, "arguments": item["arguments"]})
+                    self._emit(
+                        {"type": "response.function_call_arguments.delta", **ids, "delta": "{}"}
+                    )
+                self._emit(
+                    {
+                        "type": "response.function_call_arguments.done",
+                        **ids,
+                        "arguments": item["arguments"],
+                    }
+                )
         else:
             self._close_reasoning(entry, text, ids)
         self._emit({"type": "response.output_item.done", "output_index": entry.index, "item": item})
@@ -256,11 +290,27 @@ class OutputItems:
             item["encrypted_content"] = encode_reasoning(reasoning, key=self._key)
         if self._events is None or not entry.text:
             return
-        self._emit({"type": "response.reasoning_text.done", **ids, "content_index": 0, "text": text})
+        self._emit(
+            {"type": "response.reasoning_text.done", **ids, "content_index": 0, "text": text}
+        )
         if self._summary:
             part = {"type": "summary_text", "text": text}
-            self._emit({"type": "response.reasoning_summary_text.done", **ids, "summary_index": 0, "text": text})
-            self._emit({"type": "response.reasoning_summary_part.done", **ids, "summary_index": 0, "part": part})
+            self._emit(
+                {
+                    "type": "response.reasoning_summary_text.done",
+                    **ids,
+                    "summary_index": 0,
+                    "text": text,
+                }
+            )
+            self._emit(
+                {
+                    "type": "response.reasoning_summary_part.done",
+                    **ids,
+                    "summary_index": 0,
+                    "part": part,
+                }
+            )
 
 
 def _text_part(text: str) -> dict[str, Any]:

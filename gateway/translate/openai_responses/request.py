@@ -203,7 +203,8 @@ def prepare(
         chat = ChatCompletionRequest.model_validate(body)
     except pydantic.ValidationError as exc:
         param, message = validation_error_param(exc)
-        raise InvalidRequestError(message, param=_client_param(param, messages, tools)) from None
+        client = _client_param(param, messages, tools) if param else None
+        raise InvalidRequestError(message, param=client) from None
     return Prepared(
         chat=chat,
         messages=messages,

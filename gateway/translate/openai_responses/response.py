@@ -11,8 +11,8 @@ object. The other fields:
   `completed`.
 * `usage` from Bedrock's `TokenUsage` (`responses_usage`): Bedrock's `inputTokens` leaves
   out cache reads and writes, OpenAI's `input_tokens` is the whole prompt, so it is the
-  sum, with the reads as `cached_tokens` and the writes as `cache_write_tokens`. Bedrock does not say how many output tokens
-  were reasoning: `reasoning_tokens` is 0.
+  sum, with the reads as `cached_tokens` and the writes as `cache_write_tokens`. Bedrock
+  does not say how many output tokens were reasoning: `reasoning_tokens` is 0.
 * The request's settings echoed back (`ResponseEcho`), as OpenAI does: the SDKs and the
   Agents SDK read `tools`, `tool_choice`, `parallel_tool_calls` and friends from it.
 
@@ -76,7 +76,10 @@ def request_echo(req: ResponsesRequest, *, store: bool) -> ResponseEcho:
         "safety_identifier": req.safety_identifier,
         "store": store,
         "temperature": req.temperature if req.temperature is not None else 1.0,
-        "text": {"format": text, "verbosity": (req.text.verbosity if req.text else None) or "medium"},
+        "text": {
+            "format": text,
+            "verbosity": (req.text.verbosity if req.text else None) or "medium",
+        },
         "tool_choice": req.tool_choice if req.tool_choice is not None else "auto",
         "tools": [tool.model_dump(exclude_none=True) for tool in req.tools or ()],
         "top_logprobs": req.top_logprobs or 0,

@@ -186,9 +186,7 @@ class ResponsesStream:
             case {"reasoningContent": {"signature": str(signature)}}:
                 self._output.reasoning_signature(signature)
             case {"reasoningContent": {"redactedContent": bytes() | str() as blob}}:
-                self._output.reasoning_redacted(
-                    blob if isinstance(blob, str) else _b64(blob)
-                )
+                self._output.reasoning_redacted(blob if isinstance(blob, str) else _b64(blob))
             case _:
                 pass  # citations and future delta types have no Responses event
 

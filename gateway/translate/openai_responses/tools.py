@@ -39,7 +39,14 @@ from gateway.schemas.openai_responses import (
     ToolDef,
 )
 
-__all__ = ["HOSTED_TOOLS", "NAMESPACE_SEPARATOR", "Tools", "chat_tool_choice", "chat_tools", "flat_name"]
+__all__ = [
+    "HOSTED_TOOLS",
+    "NAMESPACE_SEPARATOR",
+    "Tools",
+    "chat_tool_choice",
+    "chat_tools",
+    "flat_name",
+]
 
 NAMESPACE_SEPARATOR: Final = "__"
 
