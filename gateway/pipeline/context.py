@@ -55,7 +55,10 @@ class TokenUsage:
     def total(self) -> int:
         """What a tpm limit counts: every input token (cached or not) and the output."""
         return (
-            self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.output_tokens
+            self.input_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+            + self.output_tokens
         )
 
 
