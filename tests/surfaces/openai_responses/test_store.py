@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.responses.store import StoredResponse
-from tests.usage.conftest import Backend, backend  # noqa: F401  (the fixture)
+from tests.usage.conftest import Backend
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
