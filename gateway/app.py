@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from gateway.bedrock.client import AioBedrockClient, BedrockClient, StaticCredentials
 from gateway.config import GatewayConfig
@@ -40,6 +40,14 @@ from gateway.surfaces.health import healthz, metrics, readyz
 from gateway.surfaces.models import get_model, list_models
 from gateway.surfaces.openai_chat import chat_completions
 from gateway.surfaces.openai_embeddings import embeddings
+from gateway.surfaces.openai_responses import create_response
+from gateway.surfaces.openai_responses_stored import (
+    delete_response,
+    get_response,
+    list_input_items,
+    responses_probe,
+    responses_websocket,
+)
 from gateway.surfaces.usage_report import usage_report
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.store import UsageStore, open_store
@@ -144,12 +152,21 @@ def create_app(
             finally:
                 gateway.ready = False
 
-    direct = {"/v1/chat/completions": chat_completions, "/v1/embeddings": embeddings}
+    direct = {
+        "/v1/chat/completions": chat_completions,
+        "/v1/embeddings": embeddings,
+        "/v1/responses": create_response,
+    }
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in direct.items()),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/v1/usage", usage_report, methods=["GET"]),
+        Route("/v1/responses", responses_probe, methods=["GET"]),
+        WebSocketRoute("/v1/responses", responses_websocket),
+        Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

@@ -46,7 +46,7 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 
 # Routes that call a model: each request gets a usage record, success or failure. Listing
 # models or reading usage costs nothing, so it stays out of the ledger.
-BILLABLE_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings"})
+BILLABLE_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/responses"})
 
 # The `route` label of `gateway_inflight_requests`: one of these, else "other". Never the raw
 # path: every `/v1/models/<id>` or scanned `/v1/...` path would be a series kept forever.

@@ -62,7 +62,7 @@ class SSEResponse:
         self,
         upstream: BedrockStream,
         events: AsyncIterator[dict[str, Any]],
-        translator: StreamTranslator,
+        translator: StreamTranslator | Any,
         *,
         prefetched: list[dict[str, Any]],
         lane: SliceLane,
@@ -71,6 +71,9 @@ class SSEResponse:
         headers: Mapping[str, str],
         estimate_input_tokens: Callable[[], int],
         collect_completion: bool = False,
+        encode: Callable[[Any], bytes] = encode_chunk,
+        done: bytes = DONE,
+        fail: Callable[[BedrockError], bytes] | None = None,
     ) -> None:
         self._upstream = upstream
         self._events = events
@@ -81,6 +84,13 @@ class SSEResponse:
         self._started = started
         self._headers = [*_SSE_HEADERS, *((k.encode(), v.encode()) for k, v in headers.items())]
         self._estimate_input_tokens = estimate_input_tokens
+        # How a translator's items become bytes, the stream's last bytes, and the bytes of
+        # a mid-stream failure: chat's by default; the Responses surface passes its own
+        # (its translator already yields bytes, ends with no [DONE], and fails with an
+        # `error` event and `response.failed`).
+        self._encode = encode
+        self._done = done
+        self._fail = fail
         # Only with `logging.log_prompts`: the streamed text, for the access line.
         self._completion: list[str] | None = [] if collect_completion else None
         # True while the producer yields the loop in the middle of a burst of events.
@@ -123,7 +133,7 @@ class SSEResponse:
         if self._completion is not None:
             for chunk in chunks:
                 self._collect(chunk)
-        head = b"".join([encode_chunk(chunk) for chunk in chunks])
+        head = b"".join([self._encode(chunk) for chunk in chunks])
         if head:
             await send({"type": "http.response.body", "body": head, "more_body": True})
             self._first_content()
@@ -185,7 +195,7 @@ class SSEResponse:
                 for chunk in translator.feed(event):
                     if self._completion is not None:
                         self._collect(chunk)
-                    await queue.put(encode_chunk(chunk))
+                    await queue.put(self._encode(chunk))
                 done = clock()
                 if done - slice_started > _SLICE_S:
                     # Let the event loop serve others (see _SLICE_S), then wake the writer
@@ -202,13 +212,15 @@ class SSEResponse:
             error = to_upstream_error(exc.name, exc.message)
             record.error_type = exc.name
             record.extra["upstream_error"] = exc.name
-            await queue.put(encode_error(error.to_openai()))
+            failed = self._fail(exc) if self._fail else encode_error(error.to_openai())
+            await queue.put(failed)
             await queue.put(None)
             return
         # A stream that ended without messageStop still gets its finish (and usage) chunk.
         for chunk in translator.flush():
-            await queue.put(encode_chunk(chunk))
-        await queue.put(DONE)
+            await queue.put(self._encode(chunk))
+        if self._done:
+            await queue.put(self._done)
         await queue.put(None)
 
     def _collect(self, chunk: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ Items, in order of first appearance:
   the thinking it returns is itself a summary). With `include:
   ["reasoning.encrypted_content"]`, `encrypted_content` carries text, signature and
   redacted blocks for the next request (`gateway.translate.openai_responses.
-  reasoning_codec`).
+  reasoning_codec`). Without it the encoding is still made (a stored conversation needs
+  it) but kept in `OutputItems.encrypted`, out of what the client sees.
 * `message`: one per run of text blocks, a single `output_text` part. The answer of the
   structured-output tool (`gateway.translate.shared.structured`) is such a text, so
   `client.responses.parse` reads it.
@@ -62,6 +63,7 @@ class OutputItems:
         namespaced: Mapping[str, tuple[str, str]] | None = None,
         summary: bool = False,
         reasoning_key: bytes | None = None,
+        expose_reasoning: bool = True,
         events: list[Event] | None = None,
     ) -> None:
         self._base = response_id.removeprefix("resp_")
@@ -69,6 +71,8 @@ class OutputItems:
         self._namespaced: Mapping[str, tuple[str, str]] = namespaced or {}
         self._summary = summary
         self._key = reasoning_key  # None: no encrypted_content
+        self._expose = expose_reasoning  # False: kept in `encrypted` only (for the store)
+        self.encrypted: dict[str, str] = {}  # reasoning item id -> its encrypted_content
         self._events = events
         self._emit: Callable[[Event], None] = events.append if events is not None else _drop
         self.items: list[dict[str, Any]] = []
@@ -287,7 +291,9 @@ class OutputItems:
                 signature=entry.signature,
                 redacted=tuple(entry.redacted),
             )
-            item["encrypted_content"] = encode_reasoning(reasoning, key=self._key)
+            encrypted = self.encrypted[item["id"]] = encode_reasoning(reasoning, key=self._key)
+            if self._expose:
+                item["encrypted_content"] = encrypted
         if self._events is None or not entry.text:
             return
         self._emit(

@@ -156,15 +156,20 @@ def converse_to_response(
     namespaced: Mapping[str, tuple[str, str]] | None = None,
     structured_output_tool: str | None = None,
     reasoning_key: bytes | None = None,
+    expose_reasoning: bool = True,
+    encrypted: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The `response` object for one Converse response; `reasoning_key` None: no
-    `encrypted_content` (the client did not include it)."""
+    """The `response` object for one Converse response.
+
+    `reasoning_key` None: no `encrypted_content` at all. `expose_reasoning` False (the
+    client did not include it): made, but only put in `encrypted` (item id -> content)."""
     output = OutputItems(
         response_id=response_id,
         tool_names=tool_names,
         namespaced=namespaced,
         summary=echo.summary,
         reasoning_key=reasoning_key,
+        expose_reasoning=expose_reasoning,
     )
     blocks = ((resp.get("output") or {}).get("message") or {}).get("content") or []
     answered = structured_output_tool is not None and any(
@@ -197,6 +202,8 @@ def converse_to_response(
             case _:
                 pass  # images, documents, future block types: nothing to show
     items = output.finish()
+    if encrypted is not None:
+        encrypted.update(output.encrypted)
     reason = INCOMPLETE.get(resp.get("stopReason") or "")
     return envelope(
         echo,

@@ -69,6 +69,7 @@ class ResponsesStream:
         namespaced: Mapping[str, tuple[str, str]] | None = None,
         structured_output_tool: str | None = None,
         reasoning_key: bytes | None = None,
+        expose_reasoning: bool = True,
     ) -> None:
         self._echo = echo
         self._id = response_id
@@ -81,6 +82,7 @@ class ResponsesStream:
             namespaced=namespaced,
             summary=echo.summary,
             reasoning_key=reasoning_key,
+            expose_reasoning=expose_reasoning,
             events=self._pending,
         )
         self._structured_tool = structured_output_tool
@@ -103,6 +105,15 @@ class ResponsesStream:
     @property
     def stop_reason(self) -> str | None:
         return self._stop_reason
+
+    @property
+    def encrypted(self) -> dict[str, str]:
+        """Reasoning item id -> its `encrypted_content`, shown to the client or not."""
+        return self._output.encrypted
+
+    @property
+    def output_chars(self) -> int:
+        return self._output.output_chars
 
     def estimated_output_tokens(self) -> int:
         """Four characters a token, for the ledger when Bedrock's usage never came."""
