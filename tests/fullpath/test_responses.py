@@ -225,6 +225,12 @@ def test_reasoning_round_trip_with_encrypted_content_and_store_false(
         store=False,
     )
     assert second.output_text == "You said: sunny"
+    # Without the reasoning item Bedrock (here its emulator) refuses the tool turn.
+    without = [history[0], *history[2:]]
+    with pytest.raises(openai.BadRequestError, match="Expected `thinking`"):
+        client.responses.create(
+            model="claude-thinking", input=without, tools=[WEATHER], reasoning={"effort": "low"}
+        )
     # Tampered: a 400 naming the item, before Bedrock is asked.
     history[1]["encrypted_content"] = rs.encrypted_content[:-3] + "AAA"
     with pytest.raises(openai.BadRequestError) as caught:
