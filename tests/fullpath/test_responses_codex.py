@@ -11,12 +11,10 @@ bounded (`timeout`), and talks only to 127.0.0.1.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
