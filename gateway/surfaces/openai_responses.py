@@ -22,6 +22,7 @@ The stream is chosen by the body's `stream` flag alone: the Agents SDK streams w
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ from gateway.usage.record import UsageRecord
 
 __all__ = ["ResponsesState", "create_response", "responses_state"]
 
+logger = logging.getLogger("gateway")
+
 # A stored conversation, read back as input items (it was written from validated ones).
 _HISTORY: TypeAdapter[list[InputItem]] = TypeAdapter(list[InputItem])
 
@@ -72,6 +75,7 @@ class ResponsesState:
     key: bytes | None = None
     pending: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next_purge: float = 0.0  # monotonic time of the next sweep of expired responses
 
     @property
     def persistent(self) -> bool:
@@ -104,6 +108,27 @@ class ResponsesState:
         task = asyncio.ensure_future(self.store.put_response(stored))
         self.pending[stored.id] = task
         task.add_done_callback(lambda _: self.pending.pop(stored.id, None))
+        self._maybe_purge()
+
+    def _maybe_purge(self) -> None:
+        """Delete expired responses at most once an hour per process, in the background:
+        expired rows are already invisible to reads, this only reclaims their space."""
+        now = time.monotonic()
+        if now < self.next_purge:
+            return
+        self.next_purge = now + _PURGE_INTERVAL_S
+        task = asyncio.ensure_future(self.store.purge_responses(now=datetime.now(UTC)))
+        self.pending["purge"] = task
+        task.add_done_callback(_log_purge_failure)
+        task.add_done_callback(lambda _: self.pending.pop("purge", None))
+
+
+_PURGE_INTERVAL_S = 3600.0
+
+
+def _log_purge_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("purging expired stored responses failed: %r", task.exception())
 
 
 def responses_state(request: Request) -> ResponsesState:
@@ -302,6 +327,13 @@ async def create_response(request: Request) -> Response | ASGIApp:
         encrypted=encrypted,
     )
     keep(data, encrypted)
+    if log_prompts:
+        record.extra["completion"] = "".join(
+            part["text"]
+            for item in data["output"]
+            if item["type"] == "message"
+            for part in item["content"]
+        )
     return json_response(data, headers=_headers(used, call))
 
 

@@ -338,3 +338,25 @@ def test_websocket_probe_gets_426_and_plain_get_405(gateway: RunningGateway) -> 
         assert probe.status_code == 426, probe.text
         assert probe.json()["error"]["code"] == "websocket_not_supported"
         assert http.get("/v1/responses", headers=auth).status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "reason"),
+    [("max_tokens", "max_output_tokens"), ("guardrail_intervened", "content_filter")],
+)
+def test_incomplete_responses_say_why(
+    gateway: RunningGateway, stop_reason: str, reason: str
+) -> None:
+    ask = script("Hi", reply="Cut", stop_reason=stop_reason)
+    response = gateway.client().responses.create(
+        model="nova-micro", input=ask, max_output_tokens=16
+    )
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None and response.incomplete_details.reason == reason
+    # Streamed, the last event is `response.incomplete`, as OpenAI sends it (the SDK's
+    # `get_final_response()` wants `response.completed` and raises, against OpenAI too).
+    with gateway.client().responses.stream(model="nova-micro", input=ask) as stream:
+        events = list(stream)
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details is not None
+    assert events[-1].response.incomplete_details.reason == reason
