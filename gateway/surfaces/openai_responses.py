@@ -151,6 +151,10 @@ def _input_items(req: ResponsesRequest, body: dict[str, Any]) -> list[dict[str, 
     for item in raw or ():
         item = dict(item)
         kind = item.setdefault("type", "message")
+        if kind == "message" and isinstance(item.get("content"), str):
+            # As OpenAI lists them: a string content is one text part.
+            part = "output_text" if item.get("role") == "assistant" else "input_text"
+            item["content"] = [{"type": part, "text": item["content"]}]
         if "id" not in item:
             prefix = {"message": "msg", "function_call": "fc", "reasoning": "rs"}.get(kind, "item")
             item["id"] = f"{prefix}_{new_id()}"

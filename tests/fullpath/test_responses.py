@@ -360,3 +360,64 @@ def test_incomplete_responses_say_why(
     assert events[-1].type == "response.incomplete"
     assert events[-1].response.incomplete_details is not None
     assert events[-1].response.incomplete_details.reason == reason
+
+
+def test_tool_loop_over_previous_response_id_keeps_reasoning_it_never_showed(
+    gateway: RunningGateway,
+) -> None:
+    """Stored, the conversation keeps the signed reasoning even though the client did not
+    include it: Bedrock (thinking on) gets it back before the tool result."""
+    client = gateway.client()
+    reasoning = {"text": "Use the tool.", "signature": "c2ln"}
+    ask = script(
+        "Weather?",
+        reasoning=reasoning,
+        tool_calls=[{"name": "get_weather", "input": {"city": "Oslo"}}],
+    )
+    first = client.responses.create(
+        model="claude-thinking", input=ask, tools=[WEATHER], reasoning={"effort": "low"}
+    )
+    rs, fc = first.output
+    assert rs.type == "reasoning" and rs.encrypted_content is None
+    assert fc.type == "function_call"
+    second = client.responses.create(
+        model="claude-thinking",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": fc.call_id, "output": "rainy"}],
+        tools=[WEATHER],
+        reasoning={"effort": "low"},
+    )
+    assert second.output_text == "You said: rainy"
+
+
+def test_input_items_pages_and_refuses_bad_queries(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    items = [{"role": "user", "content": f"part {n}"} for n in range(5)]
+    response = client.responses.create(model="nova-micro", input=items)
+    page = client.responses.input_items.list(response.id, limit=2, order="asc")
+    assert [item.content[0].text for item in page.data] == ["part 0", "part 1"]  # type: ignore[union-attr]
+    assert page.has_more
+    rest = client.responses.input_items.list(response.id, order="asc", after=page.data[-1].id)
+    assert [item.content[0].text for item in rest.data] == ["part 2", "part 3", "part 4"]  # type: ignore[union-attr]
+    assert not rest.has_more
+    newest = client.responses.input_items.list(response.id, limit=1)
+    assert newest.data[0].content[0].text == "part 4"  # type: ignore[union-attr]
+    for bad in ({"limit": 0}, {"limit": "x"}, {"order": "up"}, {"after": "nope"}):
+        with gateway.http() as http:
+            answer = http.get(
+                f"/v1/responses/{response.id}/input_items",
+                params=bad,
+                headers={"authorization": f"Bearer {API_KEY}"},
+            )
+        assert answer.status_code == 400
+        assert answer.json()["error"]["param"] == next(iter(bad))
+
+
+def test_metrics_count_the_route(gateway: RunningGateway) -> None:
+    gateway.client().responses.create(model="nova-micro", input="hi")
+    with gateway.http() as http:
+        text = http.get("/metrics").text
+    assert any(
+        line.startswith("gateway_requests_total{") and 'route="/v1/responses"' in line
+        for line in text.splitlines()
+    )
