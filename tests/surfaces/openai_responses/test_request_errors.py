@@ -235,3 +235,32 @@ def test_codec_refuses_altered_content(mangle: Any) -> None:
 def test_codec_refuses_another_key() -> None:
     with pytest.raises(DecodeError):
         decode_reasoning(encode_reasoning(REASONING, key=KEY), key=b"other" * 8)
+
+
+def test_remote_images_are_listed_with_the_clients_path_and_fetched_bytes_used() -> None:
+    body = {
+        "model": "m",
+        "input": [
+            {"role": "user", "content": "look"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "this"},
+                    {"type": "input_image", "image_url": "https://img.example/a.png"},
+                ],
+            },
+        ],
+    }
+    prepared = prepare(
+        ResponsesRequest.model_validate(body), reasoning_key=KEY, reasoning_supported=False
+    )
+    assert prepared.remote_image_urls() == [
+        ("https://img.example/a.png", "input[1].content[1].image_url")
+    ]
+    call = converse_call(
+        prepared,
+        model_id="anthropic.claude-3-7-sonnet-20250219-v1:0",
+        images={"https://img.example/a.png": ("png", b"\x89PNG")},
+    )
+    (turn,) = call.converse.request["messages"]
+    assert turn["content"][-1] == {"image": {"format": "png", "source": {"bytes": b"\x89PNG"}}}
