@@ -9,7 +9,7 @@ anywhere but here:
 * parse -- `stream`, `end_user`, and with `logging.log_prompts` the `prompt`;
 * resolve -- `model` (then the model that actually served, after fallbacks);
 * admit -- `admission` (what `Limiter.charge` needs afterwards);
-* call and translate back -- `usage`, `estimated`, `ttft_ms`, `upstream_error`,
+* call and translate back -- `usage`, `estimated`, `ttft_ms`, `stream_error`,
   `service_tier`, `completion`;
 * finish -- `status`, `latency_ms`, `error_type`; then `to_record()` builds the ledger's
   `UsageRecord` from all of the above, once.
@@ -80,7 +80,7 @@ class RequestContext:
     estimated: bool = False
     ttft_ms: float | None = None
     service_tier: str | None = None
-    upstream_error: str | None = None  # the last Bedrock exception name, for metrics
+    stream_error: str | None = None  # a Bedrock failure after the first byte, for metrics
     status: int = 0
     latency_ms: float = 0.0
     error_type: str | None = None

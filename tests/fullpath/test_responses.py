@@ -39,6 +39,23 @@ WEATHER = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _close_clients(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Close every SDK client a test made, so no pooled socket is left for the GC to warn
+    about in a later test."""
+    made: list[openai.OpenAI] = []
+    original = RunningGateway.client
+
+    def client(self: RunningGateway, key: str = API_KEY, **kwargs: Any) -> openai.OpenAI:
+        made.append(original(self, key, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(RunningGateway, "client", client)
+    yield
+    for made_client in made:
+        made_client.close()
+
+
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory, tmp_path: Any) -> RunningGateway:
     models = base_config("http://unused", tmp_path)["models"]
