@@ -29,10 +29,9 @@ from pydantic import TypeAdapter
 from starlette.types import ASGIApp
 
 from gateway.bedrock.catalog import ResolvedModel
-from gateway.bedrock.client import BedrockError
 from gateway.errors import GatewayError, InvalidRequestError, NotFoundError
 from gateway.ids import new_id
-from gateway.pipeline.context import RequestContext, TokenUsage
+from gateway.pipeline.context import RequestContext
 from gateway.pipeline.surface import Parsed
 from gateway.pipeline.upstream import Upstream
 from gateway.responses.store import StoredResponse
@@ -41,6 +40,7 @@ from gateway.server.bodies import json_response, validate
 from gateway.server.sse import error_body
 from gateway.surfaces.openai_chat import MAX_IMAGES, estimate_converse_input, response_headers
 from gateway.surfaces.openai_responses_stored import StoredResponses
+from gateway.surfaces.openai_responses_stream import ResponsesStreamEncoder, output_text
 from gateway.translate.openai_chat.request import ModelOptions
 from gateway.translate.openai_responses.request import (
     Prepared,
@@ -55,7 +55,7 @@ from gateway.translate.openai_responses.response import (
 )
 from gateway.translate.openai_responses.stream import ResponsesStream
 
-__all__ = ["Responses", "ResponsesStreamEncoder"]
+__all__ = ["Responses"]
 
 # A stored conversation, read back as input items (it was written from validated ones).
 _HISTORY: TypeAdapter[list[InputItem]] = TypeAdapter(list[InputItem])
@@ -218,7 +218,7 @@ class Responses:
         )
         keep(data, encrypted)
         if ctx.runtime.config.logging.log_prompts:
-            ctx.completion = _output_text(data)
+            ctx.completion = output_text(data)
         return json_response(data, headers=_headers(used, call))
 
     def _reshape(
@@ -300,60 +300,6 @@ class _Keeper:
         )
 
 
-class ResponsesStreamEncoder:
-    """ConverseStream events as Responses SSE bytes (`StreamEncoder`); the opening events
-    go out with the first bytes, and the finished response is stored."""
-
-    __slots__ = ("_keep", "_started", "_stream")
-
-    def __init__(self, stream: ResponsesStream, keep: _Keeper) -> None:
-        self._stream = stream
-        self._keep = keep
-        self._started = False
-
-    @property
-    def output_chars(self) -> int:
-        return self._stream.output_chars
-
-    @property
-    def unknown_events(self) -> int:
-        return self._stream.unknown_events
-
-    def feed(self, event: dict[str, Any]) -> bytes:
-        data = self._stream.feed(event)
-        if not self._started:
-            self._started = True
-            return self._stream.start() + data
-        return data
-
-    def close(self) -> bytes:
-        data = self._stream.finish()
-        if not self._started:
-            self._started = True
-            data = self._stream.start() + data
-        final = self._stream.final
-        if final is not None and final["status"] != "failed":
-            self._keep(final, self._stream.encrypted)
-        return data
-
-    def fail(self, error: BedrockError) -> bytes:
-        return self._stream.fail(error.name, error.message)
-
-    def take_usage(self, usage: TokenUsage) -> bool:
-        seen = self._stream.usage
-        if seen is None:
-            return False
-        usage.take_converse(seen)
-        return True
-
-    def estimated_output_tokens(self) -> int:
-        return self._stream.estimated_output_tokens()
-
-    def completion(self) -> Any:
-        final = self._stream.final
-        return _output_text(final) if final is not None else None
-
-
 def _is_message_start(event: dict[str, Any]) -> bool:
     return "messageStart" in event
 
@@ -409,12 +355,3 @@ def _input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
             item["id"] = f"{_ITEM_ID_PREFIXES.get(kind, 'item')}_{new_id()}"
         items.append(item)
     return items
-
-
-def _output_text(response: Mapping[str, Any]) -> str:
-    return "".join(
-        part.get("text", "")
-        for item in response.get("output", ())
-        if item.get("type") == "message"
-        for part in item.get("content", ())
-    )
