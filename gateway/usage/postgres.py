@@ -96,6 +96,8 @@ _GROUP_EXPRESSIONS = {
     "user": '"user"',
     "end_user": "end_user",
     "model": "model",
+    "route": "route",
+    "status": "status",
     "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
 

@@ -127,6 +127,8 @@ _GROUP_EXPRESSIONS = {
     "user": '"user"',
     "end_user": "end_user",
     "model": "model",
+    "route": "route",
+    "status": "status",
     "day": "substr(ts, 1, 10)",
 }
 

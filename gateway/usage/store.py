@@ -32,7 +32,16 @@ __all__ = [
     "validate_group_by",
 ]
 
-GROUP_FIELDS: tuple[str, ...] = ("key_id", "team", "user", "end_user", "model", "day")
+GROUP_FIELDS: tuple[str, ...] = (
+    "key_id",
+    "team",
+    "user",
+    "end_user",
+    "model",
+    "route",
+    "status",
+    "day",
+)
 """What a usage report can be grouped by; `day` is the UTC date as "YYYY-MM-DD"."""
 
 METRIC_FIELDS: tuple[str, ...] = (
