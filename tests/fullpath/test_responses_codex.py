@@ -40,7 +40,6 @@ def _codex() -> str | None:
         os.environ.get("GATEWAY_TEST_CODEX"),
         shutil.which("codex"),
         str(Path(__file__).parents[2] / "node_modules" / ".bin" / "codex"),
-        "/tmp/clients/node_modules/.bin/codex",
     ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
