@@ -438,3 +438,27 @@ def test_metrics_count_the_route(gateway: RunningGateway) -> None:
         line.startswith("gateway_requests_total{") and 'route="/v1/responses"' in line
         for line in text.splitlines()
     )
+
+
+def test_usage_counts_cache_reads_and_writes_as_input(gateway: RunningGateway) -> None:
+    usage = {
+        "inputTokens": 2,
+        "outputTokens": 5,
+        "cacheReadInputTokens": 1322,
+        "cacheWriteInputTokens": 10,
+    }
+    response = gateway.client().responses.create(
+        model="claude-3-5-sonnet", input=script("Hi", usage=usage)
+    )
+    assert response.usage is not None
+    assert response.usage.input_tokens == 2 + 1322 + 10
+    assert response.usage.input_tokens_details.cached_tokens == 1322
+    assert response.usage.output_tokens == 5
+    assert response.usage.output_tokens_details.reasoning_tokens == 0
+    assert response.usage.total_tokens == 2 + 1322 + 10 + 5
+    (row,) = ledger(gateway)
+    assert (row["input_tokens"], row["cache_read_tokens"], row["cache_write_tokens"]) == (
+        2,
+        1322,
+        10,
+    )
