@@ -29,6 +29,9 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 __all__ = [
     "ContentPart",
+    "CustomToolCallItem",
+    "CustomToolCallOutputItem",
+    "CustomToolDef",
     "FunctionCallItem",
     "FunctionCallOutputItem",
     "FunctionToolDef",
@@ -137,6 +140,22 @@ class FunctionCallOutputItem(_Nested):
     id: str | None = None
 
 
+class CustomToolCallItem(_Nested):
+    type: Literal["custom_tool_call"]
+    call_id: str
+    name: str
+    input: str
+    namespace: str | None = None
+    id: str | None = None
+
+
+class CustomToolCallOutputItem(_Nested):
+    type: Literal["custom_tool_call_output"]
+    call_id: str
+    output: str | list[ContentPart]
+    id: str | None = None
+
+
 class SummaryText(_Nested):
     type: str = "summary_text"
     text: str
@@ -168,7 +187,14 @@ def _item_type(value: Any) -> str:
             return "message"
     else:
         kind = getattr(value, "type", None)
-    known = ("message", "function_call", "function_call_output", "reasoning")
+    known = (
+        "message",
+        "function_call",
+        "function_call_output",
+        "custom_tool_call",
+        "custom_tool_call_output",
+        "reasoning",
+    )
     return kind if kind in known else "other"
 
 
@@ -176,6 +202,8 @@ InputItem = Annotated[
     Annotated[MessageItem, Tag("message")]
     | Annotated[FunctionCallItem, Tag("function_call")]
     | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[CustomToolCallItem, Tag("custom_tool_call")]
+    | Annotated[CustomToolCallOutputItem, Tag("custom_tool_call_output")]
     | Annotated[ReasoningItem, Tag("reasoning")]
     | Annotated[OtherItem, Tag("other")],
     Discriminator(_item_type),
@@ -193,6 +221,15 @@ class FunctionToolDef(_Nested):
     strict: bool | None = None
 
 
+class CustomToolDef(_Nested):
+    """A free-form tool: the model writes raw text (optionally in a grammar), not JSON."""
+
+    type: Literal["custom"]
+    name: str
+    description: str | None = None
+    format: dict[str, Any] | None = None  # {"type": "text"} or {"type": "grammar", ...}
+
+
 class OtherTool(_Nested):
     """A hosted tool (`web_search`, `mcp`, ...) or a custom tool: not run by the gateway."""
 
@@ -206,17 +243,18 @@ class NamespaceToolDef(_Nested):
     type: Literal["namespace"]
     name: str
     description: str | None = None
-    tools: list[FunctionToolDef | OtherTool] = Field(default_factory=list)
+    tools: list[FunctionToolDef | CustomToolDef | OtherTool] = Field(default_factory=list)
 
 
 def _tool_type(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return kind if kind in ("function", "namespace") else "other"
+    return kind if kind in ("function", "namespace", "custom") else "other"
 
 
 ToolDef = Annotated[
     Annotated[FunctionToolDef, Tag("function")]
     | Annotated[NamespaceToolDef, Tag("namespace")]
+    | Annotated[CustomToolDef, Tag("custom")]
     | Annotated[OtherTool, Tag("other")],
     Discriminator(_tool_type),
 ]

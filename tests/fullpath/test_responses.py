@@ -462,3 +462,29 @@ def test_usage_counts_cache_reads_and_writes_as_input(gateway: RunningGateway) -
         1322,
         10,
     )
+
+
+def test_custom_tool_round_trip(gateway: RunningGateway) -> None:
+    """A free-form `apply_patch` tool, as OpenAI's own agents declare it."""
+    patch = "*** Begin Patch\n*** Add File: hello.txt\n+hi\n*** End Patch"
+    tool = {"type": "custom", "name": "apply_patch", "description": "Apply a patch."}
+    client = gateway.client()
+    first = client.responses.create(
+        model="gpt-4o",
+        input=script(
+            "Add hello.txt", tool_calls=[{"name": "apply_patch", "input": {"input": patch}}]
+        ),
+        tools=[tool],  # type: ignore[list-item]
+    )
+    (call,) = first.output
+    assert call.type == "custom_tool_call" and call.input == patch
+    second = client.responses.create(
+        model="gpt-4o",
+        input=[
+            {"role": "user", "content": "Add hello.txt"},
+            call.model_dump(exclude_none=True),  # type: ignore[list-item]
+            {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"},
+        ],
+        tools=[tool],  # type: ignore[list-item]
+    )
+    assert second.output_text == "You said: Done!"

@@ -19,7 +19,10 @@ The mapping:
   just before when it is the assistant's (its text and its calls are one turn), else on
   a new one. A namespaced call's name is the flattened one (`gateway.translate.
   openai_responses.tools`).
-* `function_call_output` -> a tool message; a string output, or `input_text` parts.
+* `custom_tool_call` items -> the same, the free-form input as the one argument of the
+  tool's stand-in function (`gateway.translate.openai_responses.tools`).
+* `function_call_output` and `custom_tool_call_output` -> a tool message; a string
+  output, or `input_text` parts.
 * `reasoning` items with `encrypted_content` -> the decoded reasoning (text, signature,
   redacted blocks) on the assistant message that follows, where the chat translator
   places it first when thinking is on. A reasoning item without `encrypted_content`
@@ -31,6 +34,7 @@ The mapping:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +42,8 @@ from typing import Any
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.openai_responses import (
     ContentPart,
+    CustomToolCallItem,
+    CustomToolCallOutputItem,
     FunctionCallItem,
     FunctionCallOutputItem,
     InputFilePart,
@@ -56,7 +62,7 @@ from gateway.translate.openai_responses.reasoning_codec import (
     Reasoning,
     decode_reasoning,
 )
-from gateway.translate.openai_responses.tools import flat_name
+from gateway.translate.openai_responses.tools import CUSTOM_INPUT, flat_name
 
 __all__ = ["ChatMessages", "chat_messages"]
 
@@ -106,10 +112,15 @@ def chat_messages(
                 pending = None
                 out.add(message, path)
             case FunctionCallItem():
-                _add_call(out, item, path)
+                _add_call(out, item.call_id, item.name, item.namespace, item.arguments, path)
                 _attach(out.messages[-1], pending)
                 pending = None
-            case FunctionCallOutputItem():
+            case CustomToolCallItem():
+                arguments = json.dumps({CUSTOM_INPUT: item.input}, ensure_ascii=False)
+                _add_call(out, item.call_id, item.name, item.namespace, arguments, path)
+                _attach(out.messages[-1], pending)
+                pending = None
+            case FunctionCallOutputItem() | CustomToolCallOutputItem():
                 content: Any = (
                     item.output
                     if isinstance(item.output, str)
@@ -150,12 +161,19 @@ def _attach(message: dict[str, Any], pending: Reasoning | None) -> None:
             message["reasoning_redacted"] = list(pending.redacted)
 
 
-def _add_call(out: ChatMessages, item: FunctionCallItem, path: str) -> None:
-    name = flat_name(item.namespace, item.name) if item.namespace else item.name
+def _add_call(
+    out: ChatMessages,
+    call_id: str,
+    name: str,
+    namespace: str | None,
+    arguments: str,
+    path: str,
+) -> None:
+    name = flat_name(namespace, name) if namespace else name
     call = {
         "type": "function",
-        "id": item.call_id,
-        "function": {"name": name, "arguments": item.arguments},
+        "id": call_id,
+        "function": {"name": name, "arguments": arguments},
     }
     last = out.messages[-1] if out.messages else None
     if last is None or last["role"] != "assistant":

@@ -22,6 +22,10 @@ Items, in order of first appearance:
   `client.responses.parse` reads it.
 * `function_call`: one per tool call; a flattened namespaced name is split back into
   `name` and `namespace`, a renamed tool gets the client's name back.
+* `custom_tool_call`: a call to a custom (free-form) tool, its `input` the raw text of the
+  stand-in function's one argument. Its input is sent whole when the call ends (one
+  `response.custom_tool_call_input.delta`, then `.done`): the argument arrives as JSON
+  fragments, and a fragment can end inside an escape.
 
 Empty text never opens a message (gpt-oss sends empty deltas); a call without input gets
 `"{}"` as arguments, so they always parse.
@@ -29,11 +33,13 @@ Empty text never opens a message (gpt-oss sends empty deltas); a call without in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.translate.openai_responses.reasoning_codec import Reasoning, encode_reasoning
+from gateway.translate.openai_responses.tools import CUSTOM_INPUT
 
 __all__ = ["Event", "OutputItems"]
 
@@ -44,7 +50,7 @@ Event = dict[str, Any]
 class _Item:
     index: int
     item: dict[str, Any]
-    kind: str  # "reasoning" | "message" | "function_call"
+    kind: str  # "reasoning" | "message" | "function_call" | "custom_tool_call"
     text: list[str] = field(default_factory=list)
     signature: str | None = None
     redacted: list[str] = field(default_factory=list)
@@ -61,6 +67,7 @@ class OutputItems:
         response_id: str,
         tool_names: Mapping[str, str] | None = None,
         namespaced: Mapping[str, tuple[str, str]] | None = None,
+        custom: Collection[str] = (),
         summary: bool = False,
         reasoning_key: bytes | None = None,
         expose_reasoning: bool = True,
@@ -69,6 +76,7 @@ class OutputItems:
         self._base = response_id.removeprefix("resp_")
         self._tool_names: Mapping[str, str] = tool_names or {}
         self._namespaced: Mapping[str, tuple[str, str]] = namespaced or {}
+        self._custom = custom
         self._summary = summary
         self._key = reasoning_key  # None: no encrypted_content
         self._expose = expose_reasoning  # False: kept in `encrypted` only (for the store)
@@ -160,17 +168,28 @@ class OutputItems:
             return
         self._close_current()
         name = self._tool_names.get(bedrock_name, bedrock_name)
-        item: dict[str, Any] = {
-            "id": f"fc_{self._base}_{len(self.items)}",
-            "type": "function_call",
-            "status": "in_progress",
-            "arguments": "",
-            "call_id": call_id,
-            "name": name,
-        }
+        n = len(self.items)
+        kind = "custom_tool_call" if name in self._custom else "function_call"
+        if kind == "custom_tool_call":
+            item: dict[str, Any] = {
+                "id": f"ctc_{self._base}_{n}",
+                "type": kind,
+                "call_id": call_id,
+                "name": name,
+                "input": "",
+            }
+        else:
+            item = {
+                "id": f"fc_{self._base}_{n}",
+                "type": kind,
+                "status": "in_progress",
+                "arguments": "",
+                "call_id": call_id,
+                "name": name,
+            }
         if name in self._namespaced:
             item["namespace"], item["name"] = self._namespaced[name]
-        call = self._calls[key] = _Item(index=len(self.items), item=item, kind="function_call")
+        call = self._calls[key] = _Item(index=n, item=item, kind=kind)
         self.items.append(item)
         self._emit(
             {"type": "response.output_item.added", "output_index": call.index, "item": dict(item)}
@@ -183,7 +202,7 @@ class OutputItems:
         self.output_chars += len(fragment)
         call.has_arguments = True
         call.text.append(fragment)
-        if self._events is not None:
+        if self._events is not None and call.kind == "function_call":
             self._emit(
                 {
                     "type": "response.function_call_arguments.delta",
@@ -260,6 +279,20 @@ class OutputItems:
                 self._emit(
                     {"type": "response.content_part.done", **ids, "content_index": 0, "part": part}
                 )
+        elif entry.kind == "custom_tool_call":
+            item["input"] = _custom_input(text)
+            if self._events is not None:
+                if item["input"]:
+                    self._emit(
+                        {
+                            "type": "response.custom_tool_call_input.delta",
+                            **ids,
+                            "delta": item["input"],
+                        }
+                    )
+                self._emit(
+                    {"type": "response.custom_tool_call_input.done", **ids, "input": item["input"]}
+                )
         elif entry.kind == "function_call":
             item["arguments"] = text if entry.has_arguments else "{}"
             item["status"] = "completed"
@@ -317,6 +350,18 @@ class OutputItems:
                     "part": part,
                 }
             )
+
+
+def _custom_input(arguments: str) -> str:
+    """The free-form input of a custom tool's call: its stand-in function's one argument
+    (`gateway.translate.openai_responses.tools`); what the model wrote, if not that."""
+    try:
+        value = json.loads(arguments) if arguments else {}
+    except ValueError:
+        return arguments
+    if isinstance(value, dict) and isinstance(value.get(CUSTOM_INPUT), str):
+        return str(value[CUSTOM_INPUT])
+    return arguments
 
 
 def _text_part(text: str) -> dict[str, Any]:

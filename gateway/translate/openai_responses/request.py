@@ -141,6 +141,7 @@ class ResponsesCall:
     dropped: tuple[str, ...] = ()
     dropped_tools: tuple[str, ...] = ()
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+    custom: frozenset[str] = frozenset()  # tools whose calls are `custom_tool_call` items
     include_reasoning: bool = False
 
     @property
@@ -243,6 +244,7 @@ def converse_call(
         dropped=tuple(dict.fromkeys(dropped)),
         dropped_tools=tuple(prepared.tools.dropped),
         namespaced=dict(prepared.tools.namespaced),
+        custom=frozenset(prepared.tools.custom),
         include_reasoning=prepared.include_reasoning,
     )
 

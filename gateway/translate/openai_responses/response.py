@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -154,6 +154,7 @@ def converse_to_response(
     created_at: int,
     tool_names: Mapping[str, str] | None = None,
     namespaced: Mapping[str, tuple[str, str]] | None = None,
+    custom: Collection[str] = (),
     structured_output_tool: str | None = None,
     reasoning_key: bytes | None = None,
     expose_reasoning: bool = True,
@@ -167,6 +168,7 @@ def converse_to_response(
         response_id=response_id,
         tool_names=tool_names,
         namespaced=namespaced,
+        custom=custom,
         summary=echo.summary,
         reasoning_key=reasoning_key,
         expose_reasoning=expose_reasoning,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -67,6 +67,7 @@ class ResponsesStream:
         created_at: int,
         tool_names: Mapping[str, str] | None = None,
         namespaced: Mapping[str, tuple[str, str]] | None = None,
+        custom: Collection[str] = (),
         structured_output_tool: str | None = None,
         reasoning_key: bytes | None = None,
         expose_reasoning: bool = True,
@@ -80,6 +81,7 @@ class ResponsesStream:
             response_id=response_id,
             tool_names=tool_names,
             namespaced=namespaced,
+            custom=custom,
             summary=echo.summary,
             reasoning_key=reasoning_key,
             expose_reasoning=expose_reasoning,

@@ -17,12 +17,18 @@ what the model sees, and how its calls map back, is here.
   clients send them by default (Codex always sends `web_search`), so refusing them would
   refuse every such client: they are left out of what the model sees and their types
   listed in `Tools.dropped`, which the surface sends as `x-gateway-dropped-tools`.
-* Any other tool type (`custom` free-form tools, unknown types) is a 400 naming it: the
-  client would expect the model to be able to call it.
-* `tool_choice`: "auto", "required", "none" as in chat; `{"type": "function", "name"}`
-  (with `namespace` for a namespaced function) -> a named function; a hosted tool type
+* `custom` (free-form) tools, such as a grammar-constrained `apply_patch`: Converse tools
+  take JSON, so each becomes a function of one string argument
+  (`CUSTOM_INPUT`), the format's grammar written into its description (Converse has no
+  constrained decoding: the model is asked, not forced). `Tools.custom` names them; the
+  response translators return their calls as `custom_tool_call` items with the raw
+  `input`, and such items sent back as input become the same function calls.
+* Any other tool type is a 400 naming it: the client would expect the model to be able
+  to call it.
+* `tool_choice`: "auto", "required", "none" as in chat; `{"type": "function" | "custom",
+  "name"}` (with `namespace` for a namespaced tool) -> a named function; a hosted tool type
   -> 400 naming the tool (it is not available, so it cannot be forced); anything else
-  (`allowed_tools`, `custom`, `mcp`) -> 400 naming `tool_choice`.
+  (`allowed_tools`, `mcp`) -> 400 naming `tool_choice`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any, Final
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.openai_responses import (
+    CustomToolDef,
     FunctionToolDef,
     NamespaceToolDef,
     OtherTool,
@@ -80,6 +87,7 @@ class Tools:
     chat: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)  # input path of each chat tool
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+    custom: set[str] = field(default_factory=set)  # (flattened) names of free-form tools
     dropped: list[str] = field(default_factory=list)  # hosted tool types left out
 
 
@@ -92,17 +100,27 @@ def chat_tools(tools: Sequence[ToolDef] | None) -> Tools:
             case FunctionToolDef():
                 out.chat.append(_function(tool, tool.name))
                 out.paths.append(path)
+            case CustomToolDef():
+                out.chat.append(_custom(tool, tool.name, path))
+                out.custom.add(tool.name)
+                out.paths.append(path)
             case NamespaceToolDef():
                 for j, member in enumerate(tool.tools):
-                    if not isinstance(member, FunctionToolDef):
+                    member_path = f"{path}.tools[{j}]"
+                    if isinstance(member, OtherTool):
                         raise UnsupportedParameterError(
-                            f"Namespace tools may hold function tools only, not '{member.type}'.",
-                            param=f"{path}.tools[{j}].type",
+                            "Namespace tools may hold function and custom tools only, not "
+                            f"'{member.type}'.",
+                            param=f"{member_path}.type",
                         )
                     name = flat_name(tool.name, member.name)
                     out.namespaced[name] = (tool.name, member.name)
-                    out.chat.append(_function(member, name))
-                    out.paths.append(f"{path}.tools[{j}]")
+                    if isinstance(member, CustomToolDef):
+                        out.chat.append(_custom(member, name, member_path))
+                        out.custom.add(name)
+                    else:
+                        out.chat.append(_function(member, name))
+                    out.paths.append(member_path)
             case OtherTool(type=kind) if kind in HOSTED_TOOLS:
                 if kind not in out.dropped:
                     out.dropped.append(kind)
@@ -126,6 +144,43 @@ def _function(tool: FunctionToolDef, name: str) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
+# The one argument a custom tool's stand-in function takes.
+CUSTOM_INPUT: Final = "input"
+
+
+def _custom(tool: CustomToolDef, name: str, path: str) -> dict[str, Any]:
+    """A free-form tool as a function of one string, which is the free-form input; the
+    format (a grammar) is given to the model in the description, as Converse has no
+    constrained decoding. Its calls come back as `custom_tool_call` items."""
+    fmt = tool.format or {"type": "text"}
+    kind = fmt.get("type")
+    about = "The raw input for this tool, exactly as the tool expects it (not JSON-encoded)."
+    if kind == "grammar":
+        syntax, definition = fmt.get("syntax"), fmt.get("definition")
+        if not isinstance(definition, str) or not definition.strip():
+            raise InvalidRequestError(
+                "A grammar format needs its 'definition'.", param=f"{path}.format.definition"
+            )
+        about += f" It must match this {syntax or 'lark'} grammar:\n{definition}"
+    elif kind != "text":
+        raise UnsupportedParameterError(
+            f"Custom tool formats of type '{kind}' are not supported; use 'text' or 'grammar'.",
+            param=f"{path}.format.type",
+        )
+    function: dict[str, Any] = {
+        "name": name,
+        "parameters": {
+            "type": "object",
+            "properties": {CUSTOM_INPUT: {"type": "string", "description": about}},
+            "required": [CUSTOM_INPUT],
+            "additionalProperties": False,
+        },
+    }
+    if tool.description is not None:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
 def chat_tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
     """The chat `tool_choice` for a Responses one; see the module docstring."""
     if choice is None or isinstance(choice, str):
@@ -136,11 +191,11 @@ def chat_tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any
             )
         return choice
     kind = choice.get("type")
-    if kind == "function":
+    if kind in ("function", "custom"):
         name = choice.get("name")
         if not isinstance(name, str):
             raise InvalidRequestError(
-                "A function tool_choice needs the function's 'name'.", param="tool_choice.name"
+                f"A {kind} tool_choice needs the tool's 'name'.", param="tool_choice.name"
             )
         namespace = choice.get("namespace")
         if isinstance(namespace, str):

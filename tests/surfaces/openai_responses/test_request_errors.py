@@ -65,7 +65,25 @@ def translate(
             "tool_choice",
         ),
         ({"input": "x", "tool_choice": {"type": "allowed_tools", "tools": []}}, "tool_choice"),
-        ({"input": "x", "tools": [{"type": "custom", "name": "patch"}]}, "tools[0].type"),
+        ({"input": "x", "tools": [{"type": "frobnicate", "name": "patch"}]}, "tools[0].type"),
+        (
+            {"input": "x", "tools": [{"type": "custom", "name": "p", "format": {"type": "regex"}}]},
+            "tools[0].format.type",
+        ),
+        (
+            {
+                "input": "x",
+                "tools": [{"type": "custom", "name": "p", "format": {"type": "grammar"}}],
+            },
+            "tools[0].format.definition",
+        ),
+        (
+            {
+                "input": "x",
+                "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "mcp"}]}],
+            },
+            "tools[0].tools[0].type",
+        ),
         (
             {"input": "x", "tools": [TOOL], "tool_choice": {"type": "function", "name": "nope"}},
             "tool_choice",

@@ -52,6 +52,7 @@ def test_golden(case: str, update_golden: bool) -> None:
             "dropped": list(call.dropped),
             "dropped_tools": list(call.dropped_tools),
             "namespaced": {name: list(pair) for name, pair in call.namespaced.items()},
+            "custom": sorted(call.custom),
             "tool_names": call.tool_names,
             "structured_output_tool": call.converse.structured_output_tool,
             "include_reasoning": call.include_reasoning,
