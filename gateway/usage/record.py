@@ -1,16 +1,14 @@
 """The usage record: one per request, success or failure, with the fields of CONTRACT.md.
 
-The middleware creates a record when a request arrives and puts it in the ASGI scope; the
-handler and the stream translator fill in what they learn (model, tokens, first-token
-time); the middleware stamps status and latency and hands it to the recorder exactly once.
-It is a plain mutable dataclass with slots: the hot path touches it a few times per
-request, and a pydantic model would cost more than the rest of the bookkeeping.
+The pipeline builds it once, when a request is over, from the request's typed context
+(`gateway.pipeline.context.RequestContext.to_record`), prices it and hands it to the
+recorder. It is a plain dataclass with slots: a pydantic model would cost more than the
+rest of the bookkeeping.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -41,21 +39,12 @@ class UsageRecord:
     ttft_ms: float | None = None
     estimated: bool = False  # True when Bedrock's own usage could not be read
     error_type: str | None = None
-    # Not stored: facts for the middleware that the contract's record does not carry.
-    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def take_bedrock_usage(self, usage: Mapping[str, Any]) -> None:
-        """Bedrock's own token counts (a Converse `usage` or a stream's metadata usage)."""
-        self.input_tokens = int(usage.get("inputTokens") or 0)
-        self.output_tokens = int(usage.get("outputTokens") or 0)
-        self.cache_read_tokens = int(usage.get("cacheReadInputTokens") or 0)
-        self.cache_write_tokens = int(usage.get("cacheWriteInputTokens") or 0)
 
     def to_row(self) -> dict[str, Any]:
-        """The stored columns, in contract order (without `extra`).
+        """The stored columns, in contract order.
 
-        Plain attribute reads, not `dataclasses.asdict`: that deep-copies every value,
-        `extra` included, and costs ten times as much on the path of every request.
+        Plain attribute reads, not `dataclasses.asdict`: that deep-copies every value and
+        costs ten times as much on the path of every request.
         """
         return {name: getattr(self, name) for name in RECORD_FIELDS}
 
