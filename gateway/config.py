@@ -18,7 +18,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from gateway.translate.anthropic_messages.betas import DEFAULT_BETAS
+
 __all__ = [
+    "AnthropicConfig",
     "ConfigError",
     "GatewayConfig",
     "KeyConfig",
@@ -172,6 +175,9 @@ class AuthConfig(_Strict):
     admin_keys_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]] = Field(
         default_factory=list
     )
+    # How often each gateway process polls the key store's change counter: keys and teams
+    # changed through the admin API or the CLI take effect everywhere within this.
+    refresh_s: Annotated[float, Field(gt=0, le=300)] = 5
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AuthConfig:
@@ -248,6 +254,16 @@ class LoggingConfig(_Strict):
     log_prompts: bool = False
 
 
+def _default_betas_list() -> list[str]:
+    return list(DEFAULT_BETAS)
+
+
+class AnthropicConfig(_Strict):
+    """`/v1/messages`: the `anthropic-beta` values forwarded to Bedrock (others dropped)."""
+
+    betas: list[str] = Field(default_factory=_default_betas_list)
+
+
 class GatewayConfig(_Strict):
     server: ServerConfig = ServerConfig()
     bedrock: BedrockConfig = BedrockConfig()
@@ -261,6 +277,7 @@ class GatewayConfig(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     responses: ResponsesConfig = ResponsesConfig()
+    anthropic: AnthropicConfig = AnthropicConfig()
 
     @model_validator(mode="after")
     def _model_names(self) -> GatewayConfig:
@@ -284,16 +301,54 @@ class GatewayConfig(_Strict):
 # answers for the common models without any set-up. Ids are the public Bedrock model ids;
 # the US cross-region profiles are used where AWS only serves newer Claude models that way.
 _DEFAULT_MODELS: list[dict[str, Any]] = [
-    {"name": "claude-3-5-haiku", "bedrock_id": "anthropic.claude-3-5-haiku-20241022-v1:0"},
+    # Claude: the names Claude Code and the Anthropic SDKs send (short and dated ids) are
+    # aliases, so `/v1/messages` and `/v1/chat/completions` resolve them alike.
+    {
+        "name": "claude-3-5-haiku",
+        "bedrock_id": "anthropic.claude-3-5-haiku-20241022-v1:0",
+        "aliases": ["claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"],
+    },
     {"name": "claude-3-5-sonnet", "bedrock_id": "anthropic.claude-3-5-sonnet-20240620-v1:0"},
     {
         "name": "claude-3-7-sonnet",
         "bedrock_id": "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "aliases": ["claude-3-7-sonnet-20250219", "claude-3-7-sonnet-latest"],
         "reasoning": {"supported": True},
     },
     {
         "name": "claude-sonnet-4",
         "bedrock_id": "us.anthropic.claude-sonnet-4-20250514-v1:0",
+        "aliases": ["claude-sonnet-4-20250514", "claude-sonnet-4-0"],
+        "reasoning": {"supported": True},
+    },
+    {
+        "name": "claude-opus-4",
+        "bedrock_id": "us.anthropic.claude-opus-4-20250514-v1:0",
+        "aliases": ["claude-opus-4-20250514", "claude-opus-4-0"],
+        "reasoning": {"supported": True},
+    },
+    {
+        "name": "claude-opus-4-1",
+        "bedrock_id": "us.anthropic.claude-opus-4-1-20250805-v1:0",
+        "aliases": ["claude-opus-4-1-20250805"],
+        "reasoning": {"supported": True},
+    },
+    {
+        "name": "claude-sonnet-4-5",
+        "bedrock_id": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "aliases": ["claude-sonnet-4-5-20250929"],
+        "reasoning": {"supported": True},
+    },
+    {
+        "name": "claude-haiku-4-5",
+        "bedrock_id": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "aliases": ["claude-haiku-4-5-20251001"],
+        "reasoning": {"supported": True},
+    },
+    {
+        "name": "claude-opus-4-5",
+        "bedrock_id": "global.anthropic.claude-opus-4-5-20251101-v1:0",
+        "aliases": ["claude-opus-4-5-20251101"],
         "reasoning": {"supported": True},
     },
     {"name": "nova-micro", "bedrock_id": "amazon.nova-micro-v1:0"},
