@@ -55,6 +55,7 @@ from gateway.translate.anthropic_messages.invoke import (
 )
 from gateway.translate.anthropic_messages.invoke_stream import InvokeStreamEncoder, sse_event
 from gateway.translate.shared.errors import to_upstream_error
+from gateway.translate.shared.estimate import estimate_anthropic_input_tokens
 
 __all__ = ["AnthropicStreamEncoder", "Messages", "request_betas"]
 
@@ -145,7 +146,9 @@ class Messages:
         request = prepared.request
 
         def estimate_input() -> int:
-            return estimate_tokens(sum(len(m.model_dump_json()) for m in request.messages))
+            # Images and documents by their sizing rules, not their base64 length (issue
+            # 19, item 7): a 3.7 MB image is ~1,600 tokens, not a million.
+            return estimate_anthropic_input_tokens(prepared.body)
 
         if request.stream:
 

@@ -241,3 +241,44 @@ def test_embeddings_take_token_ids_as_langchain_sends_them(gateway: RunningGatew
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model="text-embedding-3-small", input=[[9906, 10**7]])
     assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "input"
+
+
+def test_a_messages_disconnect_estimate_sizes_the_image_not_its_base64(
+    gateway: RunningGateway,
+) -> None:
+    # Item 7 on /v1/messages: the estimate was the JSON length of the messages, so a
+    # 1 MB image counted as ~350,000 tokens.
+    png = _png_header(1092, 1092) + b"\x00" * 1_000_000
+    body = {
+        "model": "nova-micro",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": script(reply="one two three four five", delay_ms=200)},
+                    {
+                        "type": "image",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "image/png",
+                            "data": base64.b64encode(png).decode(),
+                        },
+                    },
+                ],
+            }
+        ],
+    }
+    headers = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
+    with (
+        httpx.Client(base_url=gateway.url, timeout=30) as http,
+        http.stream("POST", "/v1/messages", json=body, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("event: content_block_delta"):
+                break  # leave before Bedrock's usage arrives
+    (record,) = [r for r in ledger(gateway) if r["route"] == "/v1/messages"]
+    assert record["estimated"] == 1
+    assert 1590 <= record["input_tokens"] < 1700

@@ -117,3 +117,43 @@ def test_system_tools_and_tool_results_count_as_text() -> None:
     }
     # 40 + len('{"a": 1}') 8 + len('{"b": 2}') 8 + 2 = 58 characters
     assert estimate_input_tokens(request) == 15
+
+
+def test_anthropic_bodies_size_images_and_documents_by_their_rules() -> None:
+    import base64
+
+    from gateway.translate.shared.estimate import estimate_anthropic_input_tokens
+
+    image = png(1092, 1092) + b"\x00" * 500_000
+    pdf = b"%PDF-1.7\n" + b"<< /Type /Page >>\n" * 2
+    body = {
+        "system": "s" * 40,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "t" * 20},
+                    {
+                        "type": "image",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "image/png",
+                            "data": base64.b64encode(image).decode(),
+                        },
+                    },
+                    {
+                        "type": "document",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "application/pdf",
+                            "data": base64.b64encode(pdf).decode(),
+                        },
+                    },
+                    {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
+                ],
+            },
+            {"role": "assistant", "content": "ok"},
+        ],
+    }
+    # 1590 (image) + 3000 (two pages) + 1600 (a URL image: the cap) + (40 + 20 + 2) / 4
+    assert estimate_anthropic_input_tokens(body) == 1590 + 3000 + 1600 + 16

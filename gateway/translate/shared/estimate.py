@@ -20,6 +20,7 @@ Pure: data in, a number out.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -27,7 +28,13 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["IMAGE_MAX_TOKENS", "estimate_input_tokens", "image_dimensions", "image_tokens"]
+__all__ = [
+    "IMAGE_MAX_TOKENS",
+    "estimate_anthropic_input_tokens",
+    "estimate_input_tokens",
+    "image_dimensions",
+    "image_tokens",
+]
 
 CHARS_PER_TOKEN = 4
 IMAGE_MAX_TOKENS = 1600
@@ -50,6 +57,76 @@ def estimate_input_tokens(request: Mapping[str, Any]) -> int:
     if tool_config:
         characters += len(json.dumps(tool_config, default=str))
     return tokens + math.ceil(characters / CHARS_PER_TOKEN)
+
+
+def estimate_anthropic_input_tokens(body: Mapping[str, Any]) -> int:
+    """The same estimate for an Anthropic Messages body (`system`, `messages`, `tools`).
+
+    Images and documents arrive base64-encoded there: only the start of an image is
+    decoded, enough for its header, and a PDF's pages are counted in its bytes.
+    """
+    characters = 0
+    tokens = 0
+    system = body.get("system")
+    blocks: list[Any] = [system] if isinstance(system, str) else list(system or ())
+    for message in body.get("messages") or ():
+        if isinstance(message, Mapping):
+            content = message.get("content")
+            blocks.extend([content] if isinstance(content, str) else content or ())
+    for block in blocks:
+        chars, extra = _anthropic_block_size(block)
+        characters += chars
+        tokens += extra
+    if body.get("tools"):
+        characters += len(json.dumps(body["tools"], default=str))
+    return tokens + math.ceil(characters / CHARS_PER_TOKEN)
+
+
+def _anthropic_block_size(block: Any) -> tuple[int, int]:
+    if isinstance(block, str):
+        return len(block), 0
+    if not isinstance(block, Mapping):
+        return 0, 0
+    kind = block.get("type")
+    if kind == "text":
+        return len(str(block.get("text") or "")), 0
+    if kind == "thinking":
+        return len(str(block.get("thinking") or "")), 0
+    if kind == "tool_use":
+        return len(json.dumps(block.get("input"), default=str)), 0
+    if kind == "tool_result":
+        content = block.get("content")
+        inner = [content] if isinstance(content, str) else content or ()
+        sizes = [_anthropic_block_size(item) for item in inner]
+        return sum(c for c, _ in sizes), sum(t for _, t in sizes)
+    source = block.get("source")
+    if kind == "image":
+        return 0, image_tokens(_base64_prefix(source, _IMAGE_HEADER_B64_CHARS))
+    if kind == "document":
+        if isinstance(source, Mapping) and source.get("type") == "text":
+            return len(str(source.get("data") or "")), 0
+        data = _base64_prefix(source, None)
+        if data is None:
+            return 0, PDF_TOKENS_PER_PAGE
+        return 0, PDF_TOKENS_PER_PAGE * max(1, len(_PDF_PAGE.findall(data)))
+    return 0, 0
+
+
+# 64 KiB of image: past any PNG, GIF or WebP header, and past a JPEG's usual EXIF block.
+_IMAGE_HEADER_B64_CHARS = 87_384
+
+
+def _base64_prefix(source: Any, limit: int | None) -> bytes | None:
+    if not isinstance(source, Mapping) or source.get("type") != "base64":
+        return None
+    data = source.get("data")
+    if not isinstance(data, str):
+        return None
+    text = data if limit is None else data[:limit]
+    try:
+        return base64.b64decode(text[: len(text) - len(text) % 4])
+    except ValueError:
+        return None
 
 
 def _blocks(request: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
