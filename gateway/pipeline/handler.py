@@ -31,6 +31,7 @@ from gateway.pipeline.runtime import Gateway
 from gateway.pipeline.surface import Surface
 from gateway.pipeline.upstream import Upstream
 from gateway.server.bodies import read_json
+from gateway.usage.clean import validate_end_user
 
 __all__ = ["CLIENT_CLOSED_REQUEST", "SurfaceEndpoint", "error_type_of"]
 
@@ -100,7 +101,9 @@ class SurfaceEndpoint:
             )
             parsed = surface.parse(body, ctx)
             ctx.stream = parsed.stream
-            ctx.end_user = parsed.end_user
+            # It reaches the ledger, the access log and CSV reports: refuse what they
+            # cannot hold (control characters, more than 256 characters) with a 400.
+            ctx.end_user = validate_end_user(parsed.end_user, param=parsed.end_user_param)
             if runtime.config.logging.log_prompts:
                 ctx.prompt = parsed.prompt
             ctx.model = resolve_model(runtime, ctx.principal, parsed.model, kind=surface.model_kind)

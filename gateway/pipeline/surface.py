@@ -38,6 +38,7 @@ class Parsed:
     model: str  # the model name as the caller sent it
     stream: bool = False
     end_user: str | None = None  # the caller's own end-user id (`user`, `metadata.user_id`)
+    end_user_param: str = "user"  # where `end_user` came from, for the 400 if it is unfit
     prompt: Any = None  # what the access log shows with `logging.log_prompts`
 
 

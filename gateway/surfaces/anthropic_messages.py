@@ -106,6 +106,7 @@ class Messages:
             stream=bool(request.stream),
             # Anthropic's per-end-user id: the record's end_user, never sent to Bedrock.
             end_user=request.metadata.user_id if request.metadata else None,
+            end_user_param="metadata.user_id",
             prompt=body.get("messages"),
         )
 

@@ -107,6 +107,7 @@ class Responses:
             model=req.model,
             stream=bool(req.stream),
             end_user=req.user or req.safety_identifier,
+            end_user_param="user" if req.user else "safety_identifier",
             prompt=body.get("input"),
         )
 
