@@ -64,9 +64,36 @@ class BedrockConfig(_Strict):
     connect_timeout_s: PositiveFloat = 5
     read_timeout_s: PositiveFloat = 300
     retries: RetriesConfig = RetriesConfig()
-    # Not in the contract: "gateway" sends aiobotocore's signed requests over our own
-    # HTTP/1.1 pool (`gateway.transport`); "aiohttp" keeps aiobotocore's default session.
-    http_client: Literal["gateway", "aiohttp"] = "gateway"
+    # Stamp key_id, team and user into Converse `requestMetadata`, so that Bedrock's own
+    # invocation logs attribute calls that all share the gateway's AWS role.
+    request_metadata: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        # Refused by name rather than by the generic "unknown key": an operator upgrading
+        # must learn that the switch is gone and what replaced it, not hunt for a typo.
+        if isinstance(data, Mapping) and "http_client" in data:
+            raise ValueError(
+                "bedrock.http_client was removed: the gateway always uses aiobotocore's "
+                "aiohttp session now (tuned by max_connections, connect_timeout_s and "
+                "read_timeout_s). Delete the key; see docs/operations/upgrading.md."
+            )
+        return data
+
+
+# Bedrock's service tiers a model can be configured to accept (Converse `serviceTier`).
+Tier = Literal["default", "flex", "priority"]
+
+
+class TierPricing(_Strict):
+    """One tier's prices, USD per 1,000 tokens; unset fields fall back to the model's."""
+
+    input_per_1k: Price | None = None
+    output_per_1k: Price | None = None
+    cache_read_per_1k: Price | None = None
+    cache_write_per_1k: Price | None = None
+    cache_write_1h_per_1k: Price | None = None
 
 
 class PricingConfig(_Strict):
@@ -75,7 +102,10 @@ class PricingConfig(_Strict):
     input_per_1k: Price | None = None
     output_per_1k: Price | None = None
     cache_read_per_1k: Price | None = None
-    cache_write_per_1k: Price | None = None
+    cache_write_per_1k: Price | None = None  # 5-minute cache writes
+    cache_write_1h_per_1k: Price | None = None  # 1-hour cache writes
+    # Prices of the flex and priority service tiers; a field left out keeps the default price.
+    tiers: dict[Tier, TierPricing] = Field(default_factory=dict)
 
 
 Effort = Literal["low", "medium", "high"]
@@ -87,7 +117,15 @@ def _default_budgets() -> dict[Effort, int]:
 
 class ReasoningConfig(_Strict):
     supported: bool = False
+    # budget: thinking with `budget_tokens` from `budgets`; adaptive: the model decides how
+    # much to think, `reasoning_effort` becomes Converse `outputConfig.effort` (Claude Opus
+    # 4.7 and later refuse budget_tokens).
+    mode: Literal["budget", "adaptive"] = "budget"
     budgets: dict[Effort, PositiveInt] = Field(default_factory=_default_budgets)
+
+
+def _default_tiers() -> list[Tier]:
+    return ["default"]
 
 
 class ModelConfig(_Strict):
@@ -101,6 +139,11 @@ class ModelConfig(_Strict):
     reasoning: ReasoningConfig = ReasoningConfig()
     auto_cache_system: bool = False
     ttft_timeout_s: PositiveFloat | None = None
+    # native: Converse outputConfig.textFormat json_schema (and toolSpec.strict);
+    # tool: a forced tool stands for response_format (works on every tool-capable model).
+    structured_output: Literal["native", "tool"] = "tool"
+    # The tiers this model accepts; a request for another is a 400 naming service_tier.
+    service_tiers: list[Tier] = Field(default_factory=_default_tiers)
 
 
 class ImagesConfig(_Strict):
@@ -247,52 +290,15 @@ class GatewayConfig(_Strict):
 
 
 # The catalogue used when there is no config file at all, so that `bedrock-gateway serve`
-# answers for the common models without any set-up. Ids are the public Bedrock model ids;
-# the US cross-region profiles are used where AWS only serves newer Claude models that way.
-_DEFAULT_MODELS: list[dict[str, Any]] = [
-    {"name": "claude-3-5-haiku", "bedrock_id": "anthropic.claude-3-5-haiku-20241022-v1:0"},
-    {"name": "claude-3-5-sonnet", "bedrock_id": "anthropic.claude-3-5-sonnet-20240620-v1:0"},
-    {
-        "name": "claude-3-7-sonnet",
-        "bedrock_id": "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
-        "reasoning": {"supported": True},
-    },
-    {
-        "name": "claude-sonnet-4",
-        "bedrock_id": "us.anthropic.claude-sonnet-4-20250514-v1:0",
-        "reasoning": {"supported": True},
-    },
-    {"name": "nova-micro", "bedrock_id": "amazon.nova-micro-v1:0"},
-    {"name": "nova-lite", "bedrock_id": "amazon.nova-lite-v1:0"},
-    {"name": "nova-pro", "bedrock_id": "amazon.nova-pro-v1:0"},
-    {"name": "llama3-1-70b", "bedrock_id": "meta.llama3-1-70b-instruct-v1:0"},
-    {"name": "mistral-large", "bedrock_id": "mistral.mistral-large-2407-v1:0"},
-    {
-        "name": "titan-embed-text-v2",
-        "bedrock_id": "amazon.titan-embed-text-v2:0",
-        "kind": "embedding",
-    },
-    {
-        "name": "titan-embed-text-v1",
-        "bedrock_id": "amazon.titan-embed-text-v1",
-        "kind": "embedding",
-    },
-    {
-        "name": "cohere-embed-english-v3",
-        "bedrock_id": "cohere.embed-english-v3",
-        "kind": "embedding",
-    },
-    {
-        "name": "cohere-embed-multilingual-v3",
-        "bedrock_id": "cohere.embed-multilingual-v3",
-        "kind": "embedding",
-    },
-]
+# answers for the common models without any set-up: `default_models.yaml`, next to this
+# module (data, with the source of every price, rather than a long Python literal).
+_DEFAULT_MODELS_FILE = Path(__file__).with_name("default_models.yaml")
 
 
 def default_config() -> GatewayConfig:
     """The embedded defaults: used when no config file exists at all."""
-    return GatewayConfig.model_validate({"models": _DEFAULT_MODELS})
+    models = yaml.safe_load(_DEFAULT_MODELS_FILE.read_text(encoding="utf-8"))["models"]
+    return GatewayConfig.model_validate({"models": models})
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
