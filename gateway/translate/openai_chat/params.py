@@ -27,7 +27,7 @@ with `drop_unsupported`, those sequences are removed and `stop` is listed as dro
 
 `requestMetadata` (Bedrock's invocation-log tags) gets the gateway's own entries first
 (`key_id`, `team`, `user` under `bedrock.request_metadata`), then the `user` field as
-`user` and then the `metadata` entries, cleaned by `gateway.translate.shared.request_metadata`.
+`user` (`end_user` when the gateway's entries are there) and then the `metadata` entries, cleaned by `gateway.translate.shared.request_metadata`.
 
 `service_tier`: "auto" and "default" ask for Bedrock's default tier (no `serviceTier`
 sent), "flex" and "priority" become `serviceTier`; a tier the model's `service_tiers` does
@@ -306,8 +306,12 @@ def request_metadata(
     metadata: Mapping[str, str] | None,
     gateway: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """`requestMetadata`: the gateway's entries, then `user`, then the client's `metadata`."""
-    client = [("user", user)] if user else []
+    """`requestMetadata`: the gateway's entries, then `user`, then the client's `metadata`.
+
+    With the gateway's entries, whose `user` is the key's user, the request's `user` field
+    (the end user, as the usage record calls it) goes in as `end_user`.
+    """
+    client = [("end_user" if gateway else "user", user)] if user else []
     client.extend((metadata or {}).items())
     return merged_metadata(gateway, client)
 
