@@ -80,6 +80,15 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX usage_records_model_ts ON usage_records (model, ts)",
         ),
     ),
+    (
+        2,
+        "service_tier and cache_write_1h_tokens (Bedrock service tiers, 1-hour cache writes)",
+        (
+            "ALTER TABLE usage_records ADD COLUMN service_tier TEXT",
+            # Records from before this migration wrote no 1-hour cache points: 0 is exact.
+            "ALTER TABLE usage_records ADD COLUMN cache_write_1h_tokens BIGINT NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 _INSERT = "INSERT INTO usage_records ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING".format(
@@ -93,6 +102,7 @@ _GROUP_EXPRESSIONS = {
     "user": '"user"',
     "end_user": "end_user",
     "model": "model",
+    "service_tier": "service_tier",
     "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
 
@@ -102,6 +112,7 @@ _SUMS = (
     "COALESCE(SUM(output_tokens), 0)::bigint",
     "COALESCE(SUM(cache_read_tokens), 0)::bigint",
     "COALESCE(SUM(cache_write_tokens), 0)::bigint",
+    "COALESCE(SUM(cache_write_1h_tokens), 0)::bigint",
     "SUM(cost_usd)",
 )
 

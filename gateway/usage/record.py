@@ -15,7 +15,23 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["RECORD_FIELDS", "UsageRecord"]
+__all__ = ["RECORD_FIELDS", "UsageRecord", "cache_write_1h_tokens"]
+
+
+def cache_write_1h_tokens(usage: Mapping[str, Any]) -> int:
+    """The 1-hour cache writes of a Converse `usage`: its `cacheDetails` entries with ttl 1h.
+
+    `cacheWriteInputTokens` counts writes of every lifetime; `cacheDetails` splits them by
+    TTL, and 1-hour writes are priced apart (`cache_write_1h_per_1k`).
+    """
+    details = usage.get("cacheDetails")
+    if not isinstance(details, list):
+        return 0
+    return sum(
+        int(entry.get("inputTokens") or 0)
+        for entry in details
+        if isinstance(entry, Mapping) and entry.get("ttl") == "1h"
+    )
 
 
 @dataclass(slots=True)
@@ -41,6 +57,8 @@ class UsageRecord:
     ttft_ms: float | None = None
     estimated: bool = False  # True when Bedrock's own usage could not be read
     error_type: str | None = None
+    service_tier: str | None = None  # the tier Bedrock served on: default, flex, priority
+    cache_write_1h_tokens: int = 0  # the 1-hour share of cache_write_tokens
     # Not stored: facts for the middleware that the contract's record does not carry.
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -50,6 +68,7 @@ class UsageRecord:
         self.output_tokens = int(usage.get("outputTokens") or 0)
         self.cache_read_tokens = int(usage.get("cacheReadInputTokens") or 0)
         self.cache_write_tokens = int(usage.get("cacheWriteInputTokens") or 0)
+        self.cache_write_1h_tokens = cache_write_1h_tokens(usage)
 
     def to_row(self) -> dict[str, Any]:
         """The stored columns, in contract order (without `extra`).
@@ -82,4 +101,6 @@ RECORD_FIELDS: tuple[str, ...] = (
     "ttft_ms",
     "estimated",
     "error_type",
+    "service_tier",
+    "cache_write_1h_tokens",
 )

@@ -44,7 +44,9 @@ def _dataset() -> list[UsageRecord]:
                 input_tokens=rng.randrange(1, 5000),
                 output_tokens=rng.randrange(0, 2000),
                 cache_read_tokens=rng.randrange(0, 300),
-                cache_write_tokens=rng.randrange(0, 100),
+                cache_write_tokens=(writes := rng.randrange(0, 100)),
+                cache_write_1h_tokens=rng.randrange(0, writes + 1) if i % 4 == 0 else 0,
+                service_tier=(None, "default", "flex", "priority")[i % 4],
                 cost_usd=None
                 if i % 11 == 0
                 else quantize_cost(Decimal(rng.randrange(10**9)) / 10**13),
@@ -84,11 +86,18 @@ def _oracle(
                 "output_tokens": 0,
                 "cache_read_tokens": 0,
                 "cache_write_tokens": 0,
+                "cache_write_1h_tokens": 0,
                 "cost_usd": None,
             },
         )
         row["requests"] += 1
-        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "cache_write_1h_tokens",
+        ):
             row[name] += getattr(record, name)
         if record.cost_usd is not None:
             row["cost_usd"] = (row["cost_usd"] or Decimal(0)) + record.cost_usd
@@ -104,6 +113,7 @@ GROUPINGS = [
     ("key_id", "day"),
     ("day", "user", "end_user"),
     ("model", "team", "key_id", "user", "end_user", "day"),
+    ("team", "service_tier"),
 ]
 
 
@@ -259,14 +269,14 @@ async def test_migrations_apply_once_and_reopening_keeps_the_data(backend: Backe
     second = await backend.open()
     (row,) = await second.query(group_by=["key_id"])
     assert row["requests"] == 1
-    assert await backend.versions() == [1]
+    assert await backend.versions() == [1, 2]
 
 
 async def test_gateways_starting_together_migrate_once(backend: Backend) -> None:
     stores = [backend.new() for _ in range(4)]
     backend.opened.extend(stores)
     await asyncio.gather(*(s.open() for s in stores))
-    assert await backend.versions() == [1]
+    assert await backend.versions() == [1, 2]
     for s in stores:
         await s.ping()
 
@@ -391,3 +401,51 @@ def test_schema_names_are_checked() -> None:
         open_store("sqlite:///x.db", schema="gateway")
     with pytest.raises(ValueError):
         PostgresUsageStore("postgresql://db/usage", schema='x"; DROP SCHEMA public; --')
+
+
+async def test_tier_and_one_hour_writes_are_stored(backend: Backend) -> None:
+    store = await backend.open()
+    record = make_record(
+        id="tiered", cache_write_tokens=50, cache_write_1h_tokens=30, service_tier="flex"
+    )
+    await store.write([record])
+    row = await backend.raw_row("tiered")
+    assert row["service_tier"] == "flex" and row["cache_write_1h_tokens"] == 30
+    (total,) = await store.query(group_by=["service_tier"])
+    assert total["service_tier"] == "flex" and total["cache_write_1h_tokens"] == 30
+
+
+async def test_a_version_1_sqlite_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    from gateway.usage import sqlite as sqlite_store
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    _, _, statements = sqlite_store._MIGRATIONS[0]
+    for statement in statements:
+        conn.execute(statement)
+    conn.execute(
+        "CREATE TABLE usage_schema_version (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    conn.execute("INSERT INTO usage_schema_version VALUES (1, 'v1', datetime('now'))")
+    conn.execute(
+        "INSERT INTO usage_records (id, ts, request_id, route, stream, status, input_tokens,"
+        " output_tokens, cache_read_tokens, cache_write_tokens, cost_e10, latency_ms, estimated)"
+        " VALUES ('old', '2026-11-02 12:00:00.000000', 'r', '/v1/chat/completions', 0, 200,"
+        " 10, 5, 0, 7, 280000, 1.0, 0)"
+    )
+    conn.commit()
+    conn.close()
+    store = SQLiteUsageStore(path)
+    await store.open()
+    try:
+        (row,) = await store.query(group_by=["service_tier"])
+        assert row["service_tier"] is None
+        assert row["cache_write_tokens"] == 7 and row["cache_write_1h_tokens"] == 0
+        await store.write([make_record(service_tier="priority", cache_write_1h_tokens=0)])
+        tiers = [r["service_tier"] for r in await store.query(group_by=["service_tier"])]
+        assert tiers == ["priority", None]
+    finally:
+        await store.close()

@@ -27,7 +27,8 @@ with `drop_unsupported`, those sequences are removed and `stop` is listed as dro
 
 `requestMetadata` (Bedrock's invocation-log tags) gets the gateway's own entries first
 (`key_id`, `team`, `user` under `bedrock.request_metadata`), then the `user` field as
-`user` (`end_user` when the gateway's entries are there) and then the `metadata` entries, cleaned by `gateway.translate.shared.request_metadata`.
+`user` (`end_user` when the gateway's entries are there) and then the `metadata` entries,
+cleaned by `gateway.translate.shared.request_metadata`.
 
 `service_tier`: "auto" and "default" ask for Bedrock's default tier (no `serviceTier`
 sent), "flex" and "priority" become `serviceTier`; a tier the model's `service_tiers` does
