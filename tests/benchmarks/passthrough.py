@@ -8,9 +8,6 @@ validation of our own: whatever the gateway does on top of this is its overhead.
 
     python -m tests.benchmarks.passthrough --port 8500 --endpoint-url http://127.0.0.1:8400
 
-`--http-client aiohttp` swaps our transport (`gateway.transport`) for aiobotocore's default
-session, as `bedrock.http_client` does in the gateway.
-
 It is served like `bedrock-gateway serve` serves the gateway (uvicorn, `loop="auto"`,
 `http="auto"`, no access log), so the two differ only in the application. AWS credentials
 come from the environment (`AWS_ACCESS_KEY_ID=test`, `AWS_SECRET_ACCESS_KEY=test`).
@@ -64,11 +61,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--endpoint-url", required=True, help="the emulator's base URL")
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--http-client", choices=("gateway", "aiohttp"), default="gateway")
     args = parser.parse_args()
-    config = BedrockConfig(
-        region=args.region, endpoint_url=args.endpoint_url, http_client=args.http_client
-    )
+    config = BedrockConfig(region=args.region, endpoint_url=args.endpoint_url)
     uvicorn.run(
         create_passthrough_app(config),
         host=args.host,
