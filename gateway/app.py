@@ -22,24 +22,27 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.bedrock.client import AioBedrockClient, BedrockClient, StaticCredentials
-from gateway.config import GatewayConfig
+from gateway.config import CorsConfig, GatewayConfig
 from gateway.errors import GatewayError, NotFoundError
 from gateway.images.fetcher import ImageFetcher
 from gateway.limits import Limiter, open_counter_store
 from gateway.metrics import Metrics
+from gateway.pipeline.handler import SurfaceEndpoint
 from gateway.pipeline.runtime import Gateway, Runtime
+from gateway.pipeline.surface import Surface
 from gateway.server.bodies import json_response
 from gateway.server.dispatch import DirectRoutes
 from gateway.server.middleware import AuthMiddleware, RequestMiddleware
-from gateway.surfaces.health import healthz, metrics, readyz
+from gateway.server.probes import healthz, metrics, readyz
 from gateway.surfaces.models import get_model, list_models
-from gateway.surfaces.openai_chat import chat_completions
-from gateway.surfaces.openai_embeddings import embeddings
+from gateway.surfaces.openai_chat import ChatCompletions
+from gateway.surfaces.openai_embeddings import Embeddings
 from gateway.surfaces.usage_report import usage_report
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.store import UsageStore, open_store
@@ -51,6 +54,17 @@ logger = logging.getLogger("gateway")
 # Between readiness failing on SIGTERM and uvicorn refusing new connections.
 _DRAIN_WINDOW_S = 2.0
 _GC_GEN0_THRESHOLD = 20_000
+# Response headers a browser app may read: ids, the model used, what was dropped, limits.
+_CORS_EXPOSED = [
+    "x-request-id",
+    "x-gateway-model",
+    "x-gateway-dropped-params",
+    "x-gateway-dropped-tools",
+    "x-gateway-dropped-betas",
+    "retry-after",
+]
+# Routes besides the surfaces' with a `route` label of their own in the in-flight gauge.
+_LABELLED_ROUTES = ("/v1/models", "/v1/usage")
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -144,9 +158,9 @@ def create_app(
             finally:
                 gateway.ready = False
 
-    direct = {"/v1/chat/completions": chat_completions, "/v1/embeddings": embeddings}
+    surfaces: list[Surface] = [ChatCompletions(), Embeddings()]
+    direct = {surface.route: SurfaceEndpoint(surface) for surface in surfaces}
     routes = [
-        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in direct.items()),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/v1/usage", usage_report, methods=["GET"]),
@@ -159,14 +173,40 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(RequestMiddleware),
-            Middleware(AuthMiddleware, public_paths=lambda: public_paths),
+            *_cors(config.server.cors),
+            Middleware(RequestMiddleware, route_labels=frozenset({*direct, *_LABELLED_ROUTES})),
+            Middleware(
+                AuthMiddleware, public_paths=lambda: public_paths, own_auth=frozenset(direct)
+            ),
             Middleware(DirectRoutes, routes=direct),
         ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
     return app
+
+
+def _cors(cors: CorsConfig) -> list[Middleware]:
+    """Starlette's CORS middleware at the very edge, when origins are configured.
+
+    Outside everything else, so a browser's preflight (`OPTIONS` with
+    `Access-Control-Request-Method`) is answered here: it carries no key by design, and it
+    is neither authenticated nor a usage record. Simple and actual requests get the
+    `Access-Control-*` headers only for a listed origin. With no origins configured no
+    CORS header is ever sent, and a preflight is an ordinary request (a 405).
+    """
+    if not cors.allow_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=cors.allow_origins,
+            allow_methods=["GET", "POST", "DELETE", "PATCH", "PUT"],
+            allow_headers=cors.allow_headers,
+            expose_headers=_CORS_EXPOSED,
+            max_age=cors.max_age_s,
+        )
+    ]
 
 
 def _install_sighup(gateway: Gateway) -> Callable[[], None]:

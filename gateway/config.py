@@ -44,12 +44,31 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 Price = Annotated[Decimal, Field(ge=0)]
 
 
+class CorsConfig(_Strict):
+    # [] sends no CORS headers at all; ["*"] or exact origins ("https://app.example.com").
+    allow_origins: list[str] = []
+    allow_headers: list[str] = [
+        "authorization",
+        "content-type",
+        "x-api-key",
+        "anthropic-version",
+        "anthropic-beta",
+        "x-request-id",
+    ]
+    max_age_s: Annotated[int, Field(ge=0, le=86400)] = 600
+
+
 class ServerConfig(_Strict):
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_body_bytes: PositiveInt = 20_000_000
     graceful_shutdown_s: Annotated[float, Field(ge=0)] = 30
     max_concurrent_requests: PositiveInt = 1000
+    cors: CorsConfig = CorsConfig()
+    # A client that has not sent its request headers by then is dropped...
+    header_timeout_s: PositiveFloat = 10
+    # ...and one that has not sent its whole body (408).
+    body_timeout_s: PositiveFloat = 30
 
 
 class RetriesConfig(_Strict):
@@ -217,6 +236,10 @@ class LimitsConfig(_Strict):
     # How long a key's or team's month-to-date spend, read from the usage store for
     # budgets, is reused before it is read again. 0 reads it on every request.
     spend_cache_s: Annotated[float, Field(ge=0, le=300)] = 5
+    # A key or team with a monthly budget may not call a model without a known input and
+    # output price (its calls would cost nothing against the budget): 403. true lets such
+    # calls through, unbudgeted.
+    allow_unpriced_models: bool = False
 
     @model_validator(mode="after")
     def _known_store(self) -> LimitsConfig:

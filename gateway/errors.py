@@ -10,6 +10,7 @@ failure is one class with both fixed here, not chosen ad hoc in handlers:
   * AuthenticationError -- 401 `authentication_error`: missing or wrong API key.
   * PermissionDeniedError -- 403 `permission_error`: key not allowed this model.
   * NotFoundError -- 404 `not_found_error`; `model_not_found` for unknown models.
+  * MethodNotAllowedError -- 405 `invalid_request_error`, with `allow`.
   * PayloadTooLargeError -- 413 `invalid_request_error`, code `request_too_large`.
   * RateLimitError -- 429 `rate_limit_error`, always with `retry-after`.
   * UpstreamError -- whatever Bedrock (or the network to it) answered, mapped through
@@ -27,6 +28,7 @@ __all__ = [
     "GatewayError",
     "InternalError",
     "InvalidRequestError",
+    "MethodNotAllowedError",
     "NotFoundError",
     "OverloadedError",
     "PayloadTooLargeError",
@@ -92,6 +94,15 @@ class PermissionDeniedError(GatewayError):
 class NotFoundError(GatewayError):
     status = 404
     type = "not_found_error"
+
+
+class MethodNotAllowedError(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: str) -> None:
+        super().__init__(message, headers={"allow": allow})
 
 
 class PayloadTooLargeError(GatewayError):

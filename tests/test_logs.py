@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,8 +26,9 @@ from prometheus_client import CollectorRegistry
 from gateway.config import GatewayConfig
 from gateway.logs import ACCESS_LOGGER, JsonFormatter
 from gateway.metrics import Metrics
+from gateway.pipeline.context import RequestContext, TokenUsage
+from gateway.pipeline.finish import finish
 from gateway.pipeline.runtime import Gateway, Runtime
-from gateway.usage.record import UsageRecord
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.sqlite import SQLiteUsageStore
 from tests.harness import script
@@ -145,7 +147,7 @@ def test_access_lines_uvicorn_lines_and_no_secrets(
 
 
 def _finish_one(log_prompts: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> str:
-    """Run one finished request through `Gateway.finish`; the access line, formatted."""
+    """Run one finished request through the pipeline's `finish`; the access line, formatted."""
     config = GatewayConfig.model_validate(
         {
             "models": [{"name": "nova-micro", "bedrock_id": "amazon.nova-micro-v1:0"}],
@@ -163,16 +165,19 @@ def _finish_one(log_prompts: bool, tmp_path: Path, caplog: pytest.LogCaptureFixt
         images=None,  # type: ignore[arg-type]
         limiter_factory=lambda current: None,  # type: ignore[arg-type,return-value]
     )
-    record = UsageRecord(
-        id="r1", ts=datetime.now(UTC), request_id="req-1",
-        route="/v1/chat/completions", key_id="app1", team="search", model="nova-micro",
-        bedrock_model_id="amazon.nova-micro-v1:0", status=200, input_tokens=3, output_tokens=2,
+    runtime = gateway.runtime
+    ctx = RequestContext(
+        id="r1", arrived=datetime.now(UTC), started=time.perf_counter(), request_id="req-1",
+        route="/v1/chat/completions", runtime=runtime, principal=runtime.keys.lookup(KEY),
+        model=runtime.catalog.resolve("nova-micro"), status=200,
+        usage=TokenUsage(input_tokens=3, output_tokens=2),
     )  # fmt: skip
-    # What a handler hands over for `log_prompts` (see gateway/logs.py).
-    record.extra["prompt"] = [{"role": "user", "content": PROMPT}]
-    record.extra["completion"] = COMPLETION
+    # What a surface hands over (the pipeline sets these only with `log_prompts`; finish
+    # must leave them out of the line when it is off, whatever is set).
+    ctx.prompt = [{"role": "user", "content": PROMPT}]
+    ctx.completion = COMPLETION
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
-        gateway.finish(record)
+        finish(gateway, ctx)
     (line,) = [r for r in caplog.records if r.name == ACCESS_LOGGER]
     return JsonFormatter().format(line)
 

@@ -10,11 +10,14 @@ from typing import Any
 
 from starlette.types import Message
 
+from gateway.config import GatewayConfig
+from gateway.pipeline.context import RequestContext
+from gateway.pipeline.runtime import Runtime
 from gateway.server import streaming
 from gateway.server.scheduling import SliceLane
 from gateway.server.streaming import SSEResponse
+from gateway.surfaces.openai_chat import ChatStreamEncoder
 from gateway.translate.openai_chat.stream import StreamTranslator
-from gateway.usage.record import UsageRecord
 from tests.harness import EventList
 
 WORDS = 2_000
@@ -40,20 +43,29 @@ def converse_events(words: int) -> list[dict[str, Any]]:
 
 def sse_response(
     upstream: EventList, first: dict[str, Any], lane: SliceLane
-) -> tuple[SSEResponse, UsageRecord]:
-    record = UsageRecord(id="r", ts=datetime.now(UTC), request_id="q", route="/v1/chat/completions")
+) -> tuple[SSEResponse, RequestContext]:
+    ctx = RequestContext(
+        id="r",
+        arrived=datetime.now(UTC),
+        started=0.0,
+        request_id="q",
+        route="/v1/chat/completions",
+        runtime=Runtime.build(GatewayConfig()),
+    )
+    translator = StreamTranslator(
+        completion_id="chatcmpl-1", model="m", created=0, include_usage=True
+    )
     response = SSEResponse(
         upstream,
         aiter(upstream),
-        StreamTranslator(completion_id="chatcmpl-1", model="m", created=0, include_usage=True),
+        ChatStreamEncoder(translator),
         prefetched=[first],
         lane=lane,
-        record=record,
-        started=0.0,
+        ctx=ctx,
         headers={},
         estimate_input_tokens=lambda: 0,
     )
-    return response, record
+    return response, ctx
 
 
 async def never_disconnects() -> Message:
@@ -92,7 +104,7 @@ def test_a_burst_goes_out_in_few_writes_while_other_tasks_still_run() -> None:
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "".join(f"w{n} " for n in range(WORDS))
     assert chunks[-1]["usage"]["completion_tokens"] == WORDS
-    assert upstream.closed and record.output_tokens == WORDS
+    assert upstream.closed and record.usage.output_tokens == WORDS
     # Translating 2,000 events takes many of the producer's time slices: other requests got
     # the event loop in between (a stream must not hold it for its whole burst) ...
     assert turns > 5

@@ -110,6 +110,13 @@ class Limiter:
         self._warned_at: dict[str, float] = {}
         self._budget_warned = False
 
+    def has_budget(self, principal: Principal) -> bool:
+        """Whether the key or its team has a monthly budget (then every call must be priced)."""
+        if principal.limits.budget_usd_monthly is not None:
+            return True
+        team = self._teams.get(principal.team) if principal.team is not None else None
+        return team is not None and team.budget_usd_monthly is not None
+
     async def admit(self, principal: Principal) -> Admission:
         """Check every limit of the key and its team; raise `RateLimitError` (429) naming
         the first one hit, or `OverloadedError` (503) when a store failed and

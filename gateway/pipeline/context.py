@@ -9,7 +9,7 @@ anywhere but here:
 * parse -- `stream`, `end_user`, and with `logging.log_prompts` the `prompt`;
 * resolve -- `model` (then the model that actually served, after fallbacks);
 * admit -- `admission` (what `Limiter.charge` needs afterwards);
-* call and translate back -- `usage`, `estimated`, `ttft_ms`, `upstream_error`,
+* call and translate back -- `usage`, `estimated`, `ttft_ms`, `stream_error`,
   `service_tier`, `completion`;
 * finish -- `status`, `latency_ms`, `error_type`; then `to_record()` builds the ledger's
   `UsageRecord` from all of the above, once.
@@ -57,7 +57,10 @@ class TokenUsage:
     def total(self) -> int:
         """What a tpm limit counts: every input token (cached or not) and the output."""
         return (
-            self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.output_tokens
+            self.input_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+            + self.output_tokens
         )
 
 
@@ -79,7 +82,7 @@ class RequestContext:
     estimated: bool = False
     ttft_ms: float | None = None
     service_tier: str | None = None
-    upstream_error: str | None = None  # the last Bedrock exception name, for metrics
+    stream_error: str | None = None  # a Bedrock failure after the first byte, for metrics
     status: int = 0
     latency_ms: float = 0.0
     error_type: str | None = None

@@ -4,7 +4,8 @@
 prices): built whole, swapped by one assignment, and captured by each request at its
 start, so a reload never changes the rules under a request already in flight.
 `Gateway` owns what lives for the whole process: the Bedrock client, the usage recorder,
-metrics, the image fetcher.
+metrics, the image fetcher, the limiter; the pipeline (`gateway.pipeline.handler`) takes
+each request through them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from gateway.bedrock.catalog import ModelCatalog
@@ -22,12 +24,9 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.images.fetcher import ImageFetcher
 from gateway.keys.index import KeyIndex
 from gateway.limits import Admission, Limiter
-from gateway.logs import prompt_fields
 from gateway.metrics import Metrics
-from gateway.server.middleware import access_fields, access_logger
 from gateway.server.scheduling import SliceLane
 from gateway.usage.pricing import PriceBook
-from gateway.usage.record import UsageRecord
 from gateway.usage.recorder import UsageRecorder
 
 __all__ = ["Gateway", "Runtime"]
@@ -86,43 +85,14 @@ class Gateway:
         self._limiter_factory = limiter_factory
         self._charges: set[asyncio.Task[None]] = set()
 
-    def finish(self, record: UsageRecord) -> None:
-        """The end of every billable request: price it, record it, count it, log it."""
-        runtime = self.runtime
-        record.cost_usd = runtime.prices.cost(
-            model=record.model,
-            bedrock_model_id=record.bedrock_model_id,
-            input_tokens=record.input_tokens,
-            output_tokens=record.output_tokens,
-            cache_read_tokens=record.cache_read_tokens,
-            cache_write_tokens=record.cache_write_tokens,
+    def charge_later(self, admission: Admission, *, tokens: int, cost_usd: Decimal | None) -> None:
+        """Charge a finished request's usage to its limits, on a task of its own: it may
+        wait on Redis, and the response is already out."""
+        task = asyncio.get_running_loop().create_task(
+            self.limiter.charge(admission, tokens=tokens, cost_usd=cost_usd)
         )
-        self.recorder.submit(record)
-        admission: Admission | None = record.extra.get("admission")
-        if admission is not None and admission.charges:
-            # Charging may wait on Redis; the response is already out, so it runs on its own.
-            task = asyncio.get_running_loop().create_task(
-                self.limiter.charge(
-                    admission,
-                    tokens=record.input_tokens
-                    + record.cache_read_tokens
-                    + record.cache_write_tokens
-                    + record.output_tokens,
-                    cost_usd=record.cost_usd,
-                )
-            )
-            self._charges.add(task)
-            task.add_done_callback(self._charges.discard)
-        label = record.extra.get("model_label") or "unknown"
-        self.metrics.observe_request(record, model_label=label)
-        upstream_error = record.extra.get("upstream_error")
-        if upstream_error:
-            self.metrics.upstream_errors.labels(label, upstream_error).inc()
-        if access_logger.isEnabledFor(logging.INFO):
-            fields = access_fields(record)
-            if runtime.config.logging.log_prompts:
-                fields.update(prompt_fields(record.extra))
-            access_logger.info("request", extra=fields)
+        self._charges.add(task)
+        task.add_done_callback(self._charges.discard)
 
     def reload(self, env: dict[str, str]) -> bool:
         """SIGHUP: re-read the config file; keep the old one if the new one is broken."""

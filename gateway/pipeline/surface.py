@@ -48,7 +48,7 @@ class Surface(Protocol):
 
     @property
     def model_kind(self) -> str:
-        """"chat" or "embedding": the catalogue kind its models must have."""
+        """ "chat" or "embedding": the catalogue kind its models must have."""
         ...
 
     @property

@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DONE", "encode_chunk", "encode_error"]
+from gateway.errors import GatewayError
+
+__all__ = ["DONE", "encode_chunk", "encode_error", "error_body"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -31,6 +33,11 @@ def encode_error(payload: Mapping[str, Any]) -> bytes:
     and raise it as an API error.
     """
     return b"data: " + _json(payload) + b"\n\n"
+
+
+def error_body(error: GatewayError) -> bytes:
+    """A whole error response's body in the OpenAI shape."""
+    return _json(error.to_openai())
 
 
 def _json(value: Mapping[str, Any]) -> bytes:

@@ -1,8 +1,12 @@
-"""The SSE response for `stream: true`: Bedrock events in, OpenAI chunks out, as they come.
+"""The SSE response for `stream: true`: Bedrock events in, a surface's events out, as they come.
+
+Every streaming surface shares it; what differs is its `StreamEncoder`, which turns each
+Bedrock event into the bytes of zero or more SSE events (OpenAI chunks, Responses events,
+Anthropic events) and says what usage Bedrock reported.
 
 Why not starlette's `StreamingResponse`: this response must own the Bedrock stream, so that
 it is closed on every path (finished, failed, client gone, server shutting down), and it
-must settle the usage record from what the stream translator saw. uvicorn speaks ASGI 2.3,
+must settle the request's usage from what the encoder saw. uvicorn speaks ASGI 2.3,
 where a send after the client left is silently dropped, so the client's departure is
 noticed by a second task that waits for `http.disconnect` and stops the pump at once: the
 upstream connection is dropped instead of read to the end.
@@ -19,18 +23,56 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.types import Receive, Scope, Send
 
 from gateway.bedrock.client import BedrockError, BedrockStream
 from gateway.server.scheduling import SliceLane
-from gateway.server.sse import DONE, encode_chunk, encode_error
-from gateway.translate.openai_chat.stream import StreamTranslator
-from gateway.translate.shared.errors import to_upstream_error
-from gateway.usage.record import UsageRecord
 
-__all__ = ["SSEResponse", "estimate_tokens", "wait_for_disconnect"]
+if TYPE_CHECKING:
+    from gateway.pipeline.context import RequestContext, TokenUsage
+
+__all__ = ["SSEResponse", "StreamEncoder", "estimate_tokens", "wait_for_disconnect"]
+
+
+class StreamEncoder(Protocol):
+    """One per streamed request: a surface's translation of Bedrock events to SSE bytes.
+
+    `feed` and the rest return ready-to-write bytes (b"" when an event sends nothing), so
+    the hot path builds no object per event beyond the translator's own dicts.
+    """
+
+    @property
+    def output_chars(self) -> int:
+        """Characters of content sent so far: the first write with some is the TTFT."""
+        ...
+
+    @property
+    def unknown_events(self) -> int:
+        """Bedrock events of a type the encoder does not know (ignored, but logged)."""
+        ...
+
+    def feed(self, event: dict[str, Any]) -> bytes: ...
+
+    def close(self) -> bytes:
+        """What is still owed when Bedrock's stream has ended (final events, `[DONE]`)."""
+        ...
+
+    def fail(self, error: BedrockError) -> bytes:
+        """The error event(s) for a failure after the first byte."""
+        ...
+
+    def take_usage(self, usage: TokenUsage) -> bool:
+        """Bedrock's own token counts into `usage`; False when the stream carried none."""
+        ...
+
+    def estimated_output_tokens(self) -> int: ...
+
+    def completion(self) -> Any:
+        """The streamed answer for the access log (`logging.log_prompts`)."""
+        ...
+
 
 logger = logging.getLogger("gateway")
 
@@ -62,27 +104,22 @@ class SSEResponse:
         self,
         upstream: BedrockStream,
         events: AsyncIterator[dict[str, Any]],
-        translator: StreamTranslator,
+        encoder: StreamEncoder,
         *,
         prefetched: list[dict[str, Any]],
         lane: SliceLane,
-        record: UsageRecord,
-        started: float,
+        ctx: RequestContext,
         headers: Mapping[str, str],
         estimate_input_tokens: Callable[[], int],
-        collect_completion: bool = False,
     ) -> None:
         self._upstream = upstream
         self._events = events
         self._prefetched = prefetched
         self._lane = lane
-        self._translator = translator
-        self._record = record
-        self._started = started
+        self._encoder = encoder
+        self._ctx = ctx
         self._headers = [*_SSE_HEADERS, *((k.encode(), v.encode()) for k, v in headers.items())]
         self._estimate_input_tokens = estimate_input_tokens
-        # Only with `logging.log_prompts`: the streamed text, for the access line.
-        self._completion: list[str] | None = [] if collect_completion else None
         # True while the producer yields the loop in the middle of a burst of events.
         self._bursting = False
 
@@ -118,12 +155,9 @@ class SSEResponse:
 
     async def _send_prefetched(self, send: Send) -> None:
         """The events read before the response started (up to the first content), at once."""
-        chunks = [chunk for event in self._prefetched for chunk in self._translator.feed(event)]
+        feed = self._encoder.feed
+        head = b"".join([feed(event) for event in self._prefetched])
         self._prefetched = []
-        if self._completion is not None:
-            for chunk in chunks:
-                self._collect(chunk)
-        head = b"".join([encode_chunk(chunk) for chunk in chunks])
         if head:
             await send({"type": "http.response.body", "body": head, "more_body": True})
             self._first_content()
@@ -160,7 +194,7 @@ class SSEResponse:
                 )
                 parts.clear()
                 size = 0
-                if self._record.ttft_ms is None:
+                if self._ctx.ttft_ms is None:
                     self._first_content()
                 if last:
                     return
@@ -170,8 +204,8 @@ class SSEResponse:
             await asyncio.wait((producer,))
 
     async def _produce(self, queue: asyncio.Queue[bytes | None]) -> None:
-        translator = self._translator
-        record = self._record
+        encoder = self._encoder
+        ctx = self._ctx
         clock = time.perf_counter
         slice_started = done = clock()
         try:
@@ -182,10 +216,9 @@ class SSEResponse:
                     # (So events that come paced, as a real model sends them, do not each
                     # pause: only a run of work longer than a slice does.)
                     slice_started = now
-                for chunk in translator.feed(event):
-                    if self._completion is not None:
-                        self._collect(chunk)
-                    await queue.put(encode_chunk(chunk))
+                data = encoder.feed(event)
+                if data:
+                    await queue.put(data)
                 done = clock()
                 if done - slice_started > _SLICE_S:
                     # Let the event loop serve others (see _SLICE_S), then wake the writer
@@ -197,59 +230,48 @@ class SSEResponse:
                     await queue.put(b"")
                     slice_started = done = clock()
         except BedrockError as exc:
-            # After the first byte the status is spent: the error becomes the last event, and
-            # no [DONE] follows, so SDKs raise instead of returning a truncated answer.
-            error = to_upstream_error(exc.name, exc.message)
-            record.error_type = exc.name
-            record.extra["upstream_error"] = exc.name
-            await queue.put(encode_error(error.to_openai()))
+            # After the first byte the status is spent: the error becomes the last event(s)
+            # in the surface's shape, so SDKs raise instead of returning a truncated answer.
+            ctx.error_type = exc.name
+            ctx.stream_error = exc.name
+            await queue.put(encoder.fail(exc))
             await queue.put(None)
             return
-        # A stream that ended without messageStop still gets its finish (and usage) chunk.
-        for chunk in translator.flush():
-            await queue.put(encode_chunk(chunk))
-        await queue.put(DONE)
+        # A stream that ended without its stop event still gets its final events (and usage).
+        await queue.put(encoder.close())
         await queue.put(None)
-
-    def _collect(self, chunk: dict[str, Any]) -> None:
-        assert self._completion is not None
-        for choice in chunk["choices"]:
-            content = choice["delta"].get("content")
-            if content:
-                self._completion.append(content)
 
     def _first_content(self) -> None:
         """Time to first token: when the first write holding content has been sent."""
-        if self._record.ttft_ms is None and self._translator.output_chars:
-            self._record.ttft_ms = round((time.perf_counter() - self._started) * 1000, 3)
+        ctx = self._ctx
+        if ctx.ttft_ms is None and self._encoder.output_chars:
+            ctx.ttft_ms = round((time.perf_counter() - ctx.started) * 1000, 3)
 
     async def _close_upstream(self) -> None:
         with contextlib.suppress(Exception):
             await self._upstream.aclose()
 
     def _settle(self, disconnected: bool) -> None:
-        """Put Bedrock's own usage in the record, or an estimate flagged as such."""
-        record = self._record
-        translator = self._translator
-        if self._completion is not None:
-            record.extra["completion"] = "".join(self._completion)
-        if translator.unknown_events:
+        """Put Bedrock's own usage in the context, or an estimate flagged as such."""
+        ctx = self._ctx
+        encoder = self._encoder
+        if ctx.runtime.config.logging.log_prompts:
+            ctx.completion = encoder.completion()
+        if encoder.unknown_events:
             # A new Bedrock event type: ignored (clients never see it), but an operator
             # should know the wire format moved.
             logger.warning(
                 "stream had %d event(s) of an unknown type",
-                translator.unknown_events,
-                extra={"request_id": record.request_id},
+                encoder.unknown_events,
+                extra={"request_id": ctx.request_id},
             )
-        if disconnected and record.error_type is None:
-            record.error_type = "client_disconnected"
-        usage = translator.usage
-        if usage is not None:
-            record.take_bedrock_usage(usage)
+        if disconnected and ctx.error_type is None:
+            ctx.error_type = "client_disconnected"
+        if encoder.take_usage(ctx.usage):
             return
-        record.estimated = True
-        record.input_tokens = self._estimate_input_tokens()
-        record.output_tokens = translator.estimated_output_tokens()
+        ctx.estimated = True
+        ctx.usage.input_tokens = self._estimate_input_tokens()
+        ctx.usage.output_tokens = encoder.estimated_output_tokens()
 
 
 async def wait_for_disconnect(receive: Receive) -> None:

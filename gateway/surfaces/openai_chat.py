@@ -1,34 +1,32 @@
-"""`POST /v1/chat/completions`: validate, resolve, translate, call Bedrock, translate back.
+"""`POST /v1/chat/completions`: the OpenAI chat surface over Converse / ConverseStream.
 
-The handler is glue: every decision about the wire formats lives in `gateway.translate`,
-who may call what in `gateway.keys.index` / `gateway.bedrock.catalog` /
-`gateway.limits`, and how hard to try in `gateway.bedrock.retries`. A stream is read up to its first content event *before* the
-response starts, so that a refusal, an early exception frame or a silent model is still an
-ordinary HTTP error with the right status, or a retry, or a fallback.
+What this surface adds to the pipeline (`gateway.pipeline.handler`): the request model,
+the OpenAI-chat <-> Converse translation pair (`gateway.translate.openai_chat`), the
+chunk encoder for streams, and the OpenAI error shape. Each fallback model is translated
+for its own id (some rules are per family), once. Remote images are fetched only after
+admission; before it, the request is checked with stand-in bytes, so a request Bedrock
+could never take is a 400 that costs no rpm.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive
+from starlette.types import ASGIApp
 
 from gateway.bedrock.catalog import ResolvedModel
-from gateway.bedrock.client import BedrockError, BedrockStream
-from gateway.bedrock.retries import FIRST_TOKEN_TIMEOUT, call_with_fallbacks
-from gateway.errors import InvalidRequestError, PermissionDeniedError, UpstreamError
+from gateway.bedrock.client import BedrockError
+from gateway.errors import GatewayError, InvalidRequestError
 from gateway.ids import new_id
-from gateway.pipeline.runtime import Gateway, Runtime
+from gateway.pipeline.context import RequestContext, TokenUsage
+from gateway.pipeline.surface import Parsed
+from gateway.pipeline.upstream import Upstream
 from gateway.schemas.openai import ChatCompletionRequest
-from gateway.server.bodies import json_response, read_json, validate
-from gateway.server.streaming import SSEResponse, estimate_tokens, wait_for_disconnect
+from gateway.server.bodies import json_response, validate
+from gateway.server.sse import DONE, encode_chunk, encode_error, error_body
+from gateway.server.streaming import estimate_tokens
 from gateway.translate.openai_chat.request import (
     ConverseCall,
     ModelOptions,
@@ -38,50 +36,167 @@ from gateway.translate.openai_chat.request import (
 from gateway.translate.openai_chat.response import converse_to_openai_response
 from gateway.translate.openai_chat.stream import StreamTranslator
 from gateway.translate.shared.errors import to_upstream_error
-from gateway.usage.record import UsageRecord
 
-__all__ = ["chat_completions", "resolve_for_caller", "upstream_failure"]
+__all__ = ["ChatCompletions", "ChatStreamEncoder", "estimate_converse_input", "response_headers"]
 
-T = TypeVar("T")
+# Bedrock's Converse limit on images in one request ("up to 20 images").
+MAX_IMAGES = 20
+# Stand-in bytes for remote images while a request is checked before admission: a 1x1 PNG.
+_PLACEHOLDER_IMAGE = (
+    "png",
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
+    ),
+)
+# At most this many dropped parameter names in `x-gateway-dropped-params` (then a count):
+# a caller can send thousands of unknown fields, and a header that size breaks clients.
+_DROPPED_NAMES_SHOWN = 20
 
 
-def resolve_for_caller(request: Request, name: str, *, kind: str) -> ResolvedModel:
-    """The model a caller asked for, if its key may use it and it serves this route."""
-    runtime: Runtime = request.state.runtime
-    record: UsageRecord = request.state.usage
-    model = runtime.catalog.resolve(name)
-    _record_model(record, model)
-    if not request.state.principal.may_use(name, model.public_name):
-        raise PermissionDeniedError(
-            f"This API key is not allowed to use the model '{name}'.",
-            param="model",
-            code="model_not_allowed",
+class _Prepared:
+    __slots__ = ("calls", "chat", "first", "images", "remote")
+
+    def __init__(self, chat: ChatCompletionRequest, first: ConverseCall, remote: dict[str, str]):
+        self.chat = chat
+        self.first = first
+        self.remote = remote
+        self.calls: dict[str, ConverseCall] = {}
+        self.images: dict[str, tuple[str, bytes]] = {}
+
+
+class ChatCompletions:
+    route = "/v1/chat/completions"
+    model_kind = "chat"
+    billable = True
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return error_body(error)
+
+    def parse(self, body: dict[str, Any], ctx: RequestContext) -> Parsed:
+        chat = validate(ChatCompletionRequest, body)
+        return Parsed(
+            chat,
+            model=chat.model,
+            stream=bool(chat.stream),
+            end_user=chat.user,
+            prompt=body.get("messages"),
         )
-    if model.kind != kind:
-        route = "/v1/embeddings" if model.kind == "embedding" else "/v1/chat/completions"
-        raise InvalidRequestError(
-            f"'{name}' is a {model.kind} model; call it through {route}.",
-            param="model",
-            code="wrong_model_kind",
+
+    def prepare(self, parsed: Parsed, model: ResolvedModel, ctx: RequestContext) -> _Prepared:
+        chat: ChatCompletionRequest = parsed.request
+        remote = dict(remote_image_urls(chat))
+        stand_ins = dict.fromkeys(remote, _PLACEHOLDER_IMAGE)
+        first = self._translate(chat, model, ctx, stand_ins)
+        images = sum(
+            1
+            for message in first.request.get("messages", ())
+            for block in message["content"]
+            if "image" in block
         )
-    return model
+        if images > MAX_IMAGES:
+            raise InvalidRequestError(
+                f"The request has {images} images; Bedrock takes at most {MAX_IMAGES}.",
+                param="messages",
+                code="too_many_images",
+            )
+        prepared = _Prepared(chat, first, remote)
+        if not remote:
+            prepared.calls[model.bedrock_id] = first
+        return prepared
+
+    async def respond(
+        self, prepared: _Prepared, upstream: Upstream, ctx: RequestContext
+    ) -> ASGIApp:
+        chat = prepared.chat
+        prepared.images = await upstream.fetch_images(prepared.remote)
+
+        def translated(candidate: ResolvedModel) -> ConverseCall:
+            call = prepared.calls.get(candidate.bedrock_id)
+            if call is None:
+                call = prepared.calls[candidate.bedrock_id] = self._translate(
+                    chat, candidate, ctx, prepared.images
+                )
+            return call
+
+        def estimate_input() -> int:
+            return estimate_converse_input(prepared.first.request)
+
+        completion_id = f"chatcmpl-{new_id()}"
+        created = int(time.time())
+        if chat.stream:
+            used, opened = await upstream.open_stream(
+                lambda client, m: client.converse_stream(
+                    m.bedrock_id, translated(m).request, region=m.region
+                ),
+                is_preamble=_is_message_start,
+            )
+            call = translated(used)
+            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+            encoder = ChatStreamEncoder(
+                StreamTranslator(
+                    completion_id=completion_id,
+                    model=chat.model,
+                    created=created,
+                    include_usage=include_usage,
+                    tool_names=call.tool_names,
+                    structured_output_tool=call.structured_output_tool,
+                ),
+                collect=ctx.runtime.config.logging.log_prompts,
+            )
+            return upstream.stream_response(
+                opened,
+                encoder,
+                headers=response_headers(used, call.dropped),
+                estimate_input=estimate_input,
+            )
+
+        used, response = await upstream.call(
+            lambda client, m: client.converse(m.bedrock_id, translated(m).request, region=m.region),
+            estimate_input=estimate_input,
+        )
+        call = translated(used)
+        usage = response.get("usage")
+        if usage:
+            ctx.usage.take_converse(usage)
+        else:  # Bedrock always sends usage; if it ever does not, say the numbers are ours
+            ctx.estimated = True
+            ctx.usage.input_tokens = estimate_input()
+        data = converse_to_openai_response(
+            response,
+            completion_id=completion_id,
+            model=chat.model,
+            created=created,
+            tool_names=call.tool_names,
+            structured_output_tool=call.structured_output_tool,
+        )
+        if ctx.runtime.config.logging.log_prompts:
+            ctx.completion = data["choices"][0]["message"].get("content")
+        return json_response(data, headers=response_headers(used, call.dropped))
+
+    @staticmethod
+    def _translate(
+        chat: ChatCompletionRequest,
+        model: ResolvedModel,
+        ctx: RequestContext,
+        images: Mapping[str, tuple[str, bytes]],
+    ) -> ConverseCall:
+        runtime = ctx.runtime
+        return openai_to_converse_request(
+            chat,
+            model_id=model.bedrock_id,
+            drop_unsupported=runtime.config.drop_unsupported_params,
+            options=_options(runtime.config.images.max_bytes, model),
+            images=images,
+        )
 
 
-def _record_model(record: UsageRecord, model: ResolvedModel) -> None:
-    record.model = model.public_name
-    record.bedrock_model_id = model.bedrock_id
-    record.extra["model_label"] = model.metric_label
+def _is_message_start(event: dict[str, Any]) -> bool:
+    return "messageStart" in event
 
 
-def upstream_failure(record: UsageRecord, exc: BedrockError) -> UpstreamError:
-    """A Bedrock failure outside the retry loop (embeddings): count it, map it."""
-    record.extra["upstream_error"] = exc.name
-    return to_upstream_error(exc.name, exc.message)
-
-
-def _options(runtime: Runtime, model: ResolvedModel) -> ModelOptions:
+def _options(max_image_bytes: int, model: ResolvedModel) -> ModelOptions:
     config = model.config
-    max_image_bytes = runtime.config.images.max_bytes
     if config is None:
         return ModelOptions(max_image_bytes=max_image_bytes)
     return ModelOptions(
@@ -92,234 +207,18 @@ def _options(runtime: Runtime, model: ResolvedModel) -> ModelOptions:
     )
 
 
-_NO_DEADLINE = contextlib.nullcontext()
-
-
-def _deadline(timeout_s: float | None) -> contextlib.AbstractAsyncContextManager[object]:
-    """`asyncio.timeout(timeout_s)`, or nothing at all for a model without a deadline
-    (most of them): a Timeout object also looks up the loop and the current task."""
-    return _NO_DEADLINE if timeout_s is None else asyncio.timeout(timeout_s)
-
-
-@dataclass(slots=True)
-class _OpenStream:
-    """A ConverseStream read up to its first content event."""
-
-    upstream: BedrockStream
-    events: AsyncIterator[dict[str, Any]]
-    prefetched: list[dict[str, Any]]
-
-
-async def _open_stream(gateway: Gateway, model: ResolvedModel, call: ConverseCall) -> _OpenStream:
-    upstream: BedrockStream | None = None
-    prefetched: list[dict[str, Any]] = []
-    timeout_s = model.config.ttft_timeout_s if model.config else None
-    try:
-        # The deadline covers the call itself: a Bedrock that never sends its response
-        # headers has not sent a first token either (outside it, such a stream waited for
-        # the read timeout, minutes, instead of falling back).
-        async with _deadline(timeout_s):
-            upstream = await gateway.bedrock.converse_stream(
-                model.bedrock_id, call.request, region=model.region
-            )
-            events = aiter(upstream)
-            async for event in events:
-                prefetched.append(event)
-                if "messageStart" not in event:
-                    break
-    except TimeoutError:
-        if upstream is not None:
-            await upstream.aclose()
-        raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no first token within {timeout_s} s") from None
-    except BaseException:
-        if upstream is not None:
-            await upstream.aclose()
-        raise
-    return _OpenStream(upstream, events, prefetched)
-
-
-async def _converse(gateway: Gateway, model: ResolvedModel, call: ConverseCall) -> dict[str, Any]:
-    timeout_s = model.config.ttft_timeout_s if model.config else None
-    try:
-        # Without a stream the whole answer is the first token the client sees.
-        async with _deadline(timeout_s):
-            return await gateway.bedrock.converse(
-                model.bedrock_id, call.request, region=model.region
-            )
-    except TimeoutError:
-        raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no answer within {timeout_s} s") from None
-
-
-async def chat_completions(request: Request) -> Response | ASGIApp:
-    runtime: Runtime = request.state.runtime
-    gateway: Gateway = request.app.state.gateway
-    record: UsageRecord = request.state.usage
-    body = await read_json(request, runtime.config.server.max_body_bytes)
-    chat = validate(ChatCompletionRequest, body)
-    record.stream = bool(chat.stream)
-    record.end_user = chat.user
-    log_prompts = runtime.config.logging.log_prompts
-    if log_prompts:  # the operator asked for prompts in the access log (off by default)
-        record.extra["prompt"] = body.get("messages")
-    model = resolve_for_caller(request, chat.model, kind="chat")
-    drop = runtime.config.drop_unsupported_params
-    images = await _fetch_images(gateway, chat)
-    calls: dict[str, ConverseCall] = {}
-
-    def translated(candidate: ResolvedModel) -> ConverseCall:
-        # Each fallback is translated for its own model id (some rules are per family).
-        call = calls.get(candidate.bedrock_id)
-        if call is None:
-            call = calls[candidate.bedrock_id] = openai_to_converse_request(
-                chat,
-                model_id=candidate.bedrock_id,
-                drop_unsupported=drop,
-                options=_options(runtime, candidate),
-                images=images,
-            )
-        return call
-
-    translated(model)  # bad input is a 400 before any limit is charged
-    record.extra["admission"] = await gateway.limiter.admit(request.state.principal)
-
-    def on_error(candidate: ResolvedModel, exc: BedrockError) -> None:
-        _record_model(record, candidate)
-        record.error_type = exc.name
-        gateway.metrics.upstream_errors.labels(candidate.metric_label, exc.name).inc()
-
-    candidates = [model, *runtime.catalog.fallbacks(model)]
-    completion_id = f"chatcmpl-{new_id()}"
-    created = int(time.time())
-
-    if chat.stream:
-
-        async def attempt_stream(candidate: ResolvedModel) -> _OpenStream:
-            return await _open_stream(gateway, candidate, translated(candidate))
-
-        used, opened = await call_with_fallbacks(
-            candidates, attempt_stream, policy=gateway.retry_policy, on_error=on_error
-        )
-        _record_model(record, used)
-        record.error_type = None
-        call = translated(used)
-        include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-        translator = StreamTranslator(
-            completion_id=completion_id,
-            model=chat.model,
-            created=created,
-            include_usage=include_usage,
-            tool_names=call.tool_names,
-            structured_output_tool=call.structured_output_tool,
-        )
-        return SSEResponse(
-            opened.upstream,
-            opened.events,
-            translator,
-            prefetched=opened.prefetched,
-            lane=gateway.stream_lane,
-            record=record,
-            started=request.state.started,
-            headers=_headers(used, call),
-            estimate_input_tokens=lambda: _estimate_input(call.request),
-            collect_completion=log_prompts,
-        )
-
-    async def attempt(candidate: ResolvedModel) -> dict[str, Any]:
-        return await _converse(gateway, candidate, translated(candidate))
-
-    try:
-        used, response = await _while_connected(
-            request.receive,
-            call_with_fallbacks(
-                candidates, attempt, policy=gateway.retry_policy, on_error=on_error
-            ),
-        )
-    except ClientDisconnect:
-        # Bedrock was asked and may bill the answer we stopped waiting for: say the numbers
-        # are ours, and how many input tokens at least went out.
-        record.estimated = True
-        record.input_tokens = _estimate_input(translated(model).request)
-        raise
-    _record_model(record, used)
-    record.error_type = None
-    call = translated(used)
-    usage = response.get("usage")
-    if usage:
-        record.take_bedrock_usage(usage)
-    else:  # Bedrock always sends usage; if it ever does not, say the numbers are ours
-        record.estimated = True
-        record.input_tokens = _estimate_input(call.request)
-    data = converse_to_openai_response(
-        response,
-        completion_id=completion_id,
-        model=chat.model,
-        created=created,
-        tool_names=call.tool_names,
-        structured_output_tool=call.structured_output_tool,
-    )
-    if log_prompts:
-        record.extra["completion"] = data["choices"][0]["message"].get("content")
-    return json_response(data, headers=_headers(used, call))
-
-
-async def _while_connected(receive: Receive, work: Awaitable[T]) -> T:
-    """`work`, cancelled as soon as the client disconnects: no Bedrock time, retries or
-    fallbacks for an answer nobody will read. (Streams watch for this in `SSEResponse`.)
-
-    The work runs in this task and one watcher task cancels it if the client leaves, the
-    shape of `asyncio.timeout`: one task a request instead of racing two.
-    """
-    handler = asyncio.current_task()
-    assert handler is not None, "called outside a task"
-    client_left = finished = False
-
-    def on_watcher_done(watcher: asyncio.Future[None]) -> None:
-        nonlocal client_left
-        if watcher.cancelled():
-            return
-        watcher.exception()  # a failing receive() too means nobody is reading any more
-        if not finished:
-            client_left = True
-            handler.cancel()
-
-    watcher = asyncio.ensure_future(wait_for_disconnect(receive))
-    watcher.add_done_callback(on_watcher_done)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if client_left and handler.uncancel() == 0:
-            raise ClientDisconnect() from None
-        raise  # we are being cancelled ourselves
-    finally:
-        finished = True
-        watcher.cancel()
-
-
-async def _fetch_images(
-    gateway: Gateway, chat: ChatCompletionRequest
-) -> dict[str, tuple[str, bytes]]:
-    """Remote `image_url`s fetched (behind the SSRF guard) before the pure translation."""
-    urls = remote_image_urls(chat)
-    if not urls:
-        return {}
-    fetched: dict[str, tuple[str, bytes]] = {}
-    unique = {url: param for url, param in urls}
-    results = await asyncio.gather(
-        *(gateway.images.fetch(url, param=param) for url, param in unique.items())
-    )
-    for url, result in zip(unique, results, strict=True):
-        fetched[url] = result
-    return fetched
-
-
-def _headers(model: ResolvedModel, call: ConverseCall) -> dict[str, str]:
+def response_headers(model: ResolvedModel, dropped: tuple[str, ...]) -> dict[str, str]:
+    """`x-gateway-model`, and the parameters left out under `drop_unsupported_params`
+    (the first few names, then how many more: the list comes from the caller)."""
     headers = {"x-gateway-model": model.bedrock_id}
-    if call.dropped:
-        headers["x-gateway-dropped-params"] = ",".join(call.dropped)
+    if dropped:
+        shown = ",".join(dropped[:_DROPPED_NAMES_SHOWN])
+        more = len(dropped) - _DROPPED_NAMES_SHOWN
+        headers["x-gateway-dropped-params"] = f"{shown},(+{more} more)" if more > 0 else shown
     return headers
 
 
-def _estimate_input(converse_request: Mapping[str, Any]) -> int:
+def estimate_converse_input(converse_request: Mapping[str, Any]) -> int:
     """Rough input size for the rare record Bedrock's usage never reached."""
     characters = 0
     for block in converse_request.get("system", ()):
@@ -329,3 +228,64 @@ def _estimate_input(converse_request: Mapping[str, Any]) -> int:
             text = block.get("text")
             characters += len(text) if isinstance(text, str) else 16
     return estimate_tokens(characters)
+
+
+class ChatStreamEncoder:
+    """ConverseStream events as `chat.completion.chunk` SSE bytes (`StreamEncoder`)."""
+
+    __slots__ = ("_collected", "_translator")
+
+    def __init__(self, translator: StreamTranslator, *, collect: bool = False) -> None:
+        self._translator = translator
+        # Only with `logging.log_prompts`: the streamed text, for the access line.
+        self._collected: list[str] | None = [] if collect else None
+
+    @property
+    def output_chars(self) -> int:
+        return self._translator.output_chars
+
+    @property
+    def unknown_events(self) -> int:
+        return self._translator.unknown_events
+
+    def feed(self, event: dict[str, Any]) -> bytes:
+        chunks = self._translator.feed(event)
+        if not chunks:
+            return b""
+        if self._collected is not None:
+            self._collect(chunks)
+        if len(chunks) == 1:
+            return encode_chunk(chunks[0])
+        return b"".join([encode_chunk(chunk) for chunk in chunks])
+
+    def close(self) -> bytes:
+        # A stream that ended without messageStop still gets its finish (and usage) chunk.
+        chunks = self._translator.flush()
+        if self._collected is not None:
+            self._collect(chunks)
+        return b"".join([encode_chunk(chunk) for chunk in chunks]) + DONE
+
+    def fail(self, error: BedrockError) -> bytes:
+        # No [DONE] follows the error, so SDKs raise instead of returning a truncated answer.
+        return encode_error(to_upstream_error(error.name, error.message).to_openai())
+
+    def take_usage(self, usage: TokenUsage) -> bool:
+        seen = self._translator.usage
+        if seen is None:
+            return False
+        usage.take_converse(seen)
+        return True
+
+    def estimated_output_tokens(self) -> int:
+        return self._translator.estimated_output_tokens()
+
+    def completion(self) -> Any:
+        return "".join(self._collected) if self._collected is not None else None
+
+    def _collect(self, chunks: list[dict[str, Any]]) -> None:
+        assert self._collected is not None
+        for chunk in chunks:
+            for choice in chunk["choices"]:
+                content = choice["delta"].get("content")
+                if content:
+                    self._collected.append(content)

@@ -233,6 +233,12 @@ class PriceBook:
             return bundled
         return (bundled or Price()).overridden(override)
 
+    def is_priced(self, *, model: str | None, bedrock_model_id: str | None) -> bool:
+        """Whether input and output tokens of this model have a price (cache prices may be
+        missing: most calls use no cache)."""
+        price = self.price(model=model, bedrock_model_id=bedrock_model_id)
+        return price is not None and price.input is not None and price.output is not None
+
     def cost(
         self,
         *,
