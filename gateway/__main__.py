@@ -191,7 +191,10 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument(
         "--group-by",
         default="team,model",
-        help="comma list of key_id, team, user, end_user, model, day, service_tier (default team,model)",
+        help=(
+            "comma list of key_id, team, user, end_user, model, day, service_tier "
+            "(default team,model)"
+        ),
     )
     usage.add_argument("--since", help="start, ISO 8601 date or time (UTC if no offset)")
     usage.add_argument("--until", help="end, ISO 8601 date or time (exclusive)")

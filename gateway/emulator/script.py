@@ -48,7 +48,7 @@ KEYS = frozenset(
     {
         "reply", "chunks", "delay_ms", "first_token_delay_ms", "usage", "stop_reason",
         "tool_calls", "reasoning", "error", "stream_error", "disconnect_after",
-        "omit_metadata", "fail_times", "key", "latency_ms",
+        "omit_metadata", "fail_times", "key", "latency_ms", "echo",
     }
 )  # fmt: skip
 INVOKE_KEYS = frozenset({"error", "fail_times", "key", "delay_ms"})
@@ -97,6 +97,11 @@ def parse_script(
     conversation = read_conversation(request_body)
     features = read_features(request_body)
     raw = {**(defaults or {}), **_load_directive(conversation.directive)}
+    if "echo" in raw:
+        # The reply is what the request carried in one top-level field, as compact JSON
+        # (null when absent): how a full-path test sees what the gateway sent Bedrock.
+        field = _text(raw.pop("echo"), "'echo'", empty=False)
+        raw.setdefault("reply", json.dumps(request_body.get(field), separators=(",", ":")))
     return _build(raw, conversation, features)
 
 

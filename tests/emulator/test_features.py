@@ -196,3 +196,27 @@ def test_a_self_referencing_schema_ends() -> None:
         "$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}},
     }
     assert isinstance(schema_sample(schema), dict)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("serviceTier", {"type": "flex"}, '{"type":"flex"}'),
+        ("requestMetadata", {"team": "search"}, '{"team":"search"}'),
+        ("outputConfig", None, "null"),
+    ],
+)
+async def test_echo_replies_with_a_field_of_the_request(
+    bedrock: Any, field: str, value: Any, expected: str
+) -> None:
+    args: dict[str, Any] = {"modelId": MODEL, "messages": user("x", {"echo": field})}
+    if value is not None:
+        args[field] = value
+    response = await bedrock.converse(**args)
+    assert response["output"]["message"]["content"] == [{"text": expected}]
+
+
+async def test_echo_must_name_a_field(bedrock: Any) -> None:
+    with pytest.raises(ClientError) as caught:
+        await bedrock.converse(modelId=MODEL, messages=user("x", {"echo": ""}))
+    assert "'echo'" in caught.value.response["Error"]["Message"]

@@ -9,12 +9,20 @@ recorded writes, service tiers a model does not offer, the newer stop reasons.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
 from tests.fullpath.conftest import GatewayFactory, RunningGateway, ledger, script
+
+
+@pytest.fixture
+def client(gateway: RunningGateway) -> Iterator[openai.OpenAI]:
+    with gateway.client() as opened:
+        yield opened
+
 
 WRITES = {"inputTokens": 3, "outputTokens": 4, "cacheWriteInputTokens": 1500}
 
@@ -36,11 +44,15 @@ def _cached_system(ttl: str | None) -> dict[str, Any]:
     ids=["ttl-1h", "retention-24h", "default", "explicit-5m-wins"],
 )
 def test_one_hour_cache_writes_are_recorded_apart(
-    gateway: RunningGateway, stream: bool, ttl: str | None, retention: str | None, one_hour: int
+    gateway: RunningGateway,
+    client: openai.OpenAI,
+    stream: bool,
+    ttl: str | None,
+    retention: str | None,
+    one_hour: int,
 ) -> None:
     extra: dict[str, Any] = {"prompt_cache_retention": retention} if retention else {}
     messages: Any = [_cached_system(ttl), {"role": "user", "content": script("Q", usage=WRITES)}]
-    client = gateway.client()
     if stream:
         chunks = list(
             client.chat.completions.create(
@@ -63,19 +75,21 @@ def test_one_hour_cache_writes_are_recorded_apart(
     assert record["cache_write_1h_tokens"] == one_hour
 
 
-def test_an_unknown_cache_lifetime_is_a_400_naming_it(gateway: RunningGateway) -> None:
+def test_an_unknown_cache_lifetime_is_a_400_naming_it(
+    gateway: RunningGateway, client: openai.OpenAI
+) -> None:
     messages: Any = [_cached_system("2h"), {"role": "user", "content": "Q"}]
     with pytest.raises(openai.BadRequestError) as caught:
-        gateway.client().chat.completions.create(model="claude-3-5-sonnet", messages=messages)
+        client.chat.completions.create(model="claude-3-5-sonnet", messages=messages)
     assert caught.value.body["param"] == "messages[0].content[0].cache_control.ttl"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(("tier", "code"), [("flex", "unsupported_parameter"), ("turbo", None)])
 def test_a_tier_the_model_does_not_offer_is_a_400_naming_service_tier(
-    gateway: RunningGateway, tier: str, code: str | None
+    gateway: RunningGateway, client: openai.OpenAI, tier: str, code: str | None
 ) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        gateway.client().chat.completions.create(
+        client.chat.completions.create(
             model="claude-3-5-sonnet",
             messages=[{"role": "user", "content": "Q"}],
             service_tier=tier,  # type: ignore[arg-type]
@@ -88,8 +102,10 @@ def test_a_tier_the_model_does_not_offer_is_a_400_naming_service_tier(
 
 
 @pytest.mark.parametrize("tier", ["auto", "default"])
-def test_auto_and_default_ask_for_nothing(gateway: RunningGateway, tier: str) -> None:
-    answer = gateway.client().chat.completions.create(
+def test_auto_and_default_ask_for_nothing(
+    gateway: RunningGateway, client: openai.OpenAI, tier: str
+) -> None:
+    answer = client.chat.completions.create(
         model="claude-3-5-sonnet",
         messages=[{"role": "user", "content": script("Q", reply="ok")}],
         service_tier=tier,  # type: ignore[arg-type]
@@ -98,10 +114,12 @@ def test_auto_and_default_ask_for_nothing(gateway: RunningGateway, tier: str) ->
 
 
 @pytest.mark.parametrize("reason", ["malformed_tool_use", "malformed_model_output"])
-def test_a_malformed_answer_is_an_error_that_says_so(gateway: RunningGateway, reason: str) -> None:
+def test_a_malformed_answer_is_an_error_that_says_so(
+    gateway: RunningGateway, client: openai.OpenAI, reason: str
+) -> None:
     messages: Any = [{"role": "user", "content": script("Q", stop_reason=reason)}]
     with pytest.raises(openai.APIStatusError) as caught:
-        gateway.client().chat.completions.create(model="claude-3-5-sonnet", messages=messages)
+        client.chat.completions.create(model="claude-3-5-sonnet", messages=messages)
     assert caught.value.status_code == 502
     body: Any = caught.value.body
     assert body["code"] == reason and "malformed" in body["message"]
@@ -109,10 +127,10 @@ def test_a_malformed_answer_is_an_error_that_says_so(gateway: RunningGateway, re
 
 @pytest.mark.parametrize("reason", ["malformed_tool_use", "malformed_model_output"])
 def test_a_malformed_streamed_answer_ends_with_an_error(
-    gateway: RunningGateway, reason: str
+    gateway: RunningGateway, client: openai.OpenAI, reason: str
 ) -> None:
     messages: Any = [{"role": "user", "content": script("Q", stop_reason=reason, reply="par")}]
-    stream = gateway.client().chat.completions.create(
+    stream = client.chat.completions.create(
         model="claude-3-5-sonnet", messages=messages, stream=True
     )
     with pytest.raises(openai.APIError) as caught:
@@ -127,10 +145,9 @@ def test_a_malformed_streamed_answer_ends_with_an_error(
     [("model_context_window_exceeded", "length"), ("guardrail_intervened", "content_filter")],
 )
 def test_newer_stop_reasons_finish_as_openai_clients_expect(
-    gateway: RunningGateway, stream: bool, reason: str, finish: str
+    gateway: RunningGateway, client: openai.OpenAI, stream: bool, reason: str, finish: str
 ) -> None:
     messages: Any = [{"role": "user", "content": script("Q", stop_reason=reason, reply="a b")}]
-    client = gateway.client()
     if stream:
         chunks = list(
             client.chat.completions.create(

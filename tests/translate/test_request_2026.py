@@ -183,30 +183,3 @@ def test_newer_stop_reasons_finish_as_openai_says(reason: str, finish: str) -> N
         _response(stopReason=reason), completion_id="c", model="m", created=1
     )
     assert answer["choices"][0]["finish_reason"] == finish
-
-
-def test_model_options_come_from_the_config_entry() -> None:
-    from gateway.config import ModelConfig
-    from gateway.translate.openai_chat.request import model_options
-
-    config = ModelConfig.model_validate(
-        {
-            "name": "opus",
-            "bedrock_id": "global.anthropic.claude-opus-4-7",
-            "reasoning": {"supported": True, "mode": "adaptive"},
-            "structured_output": "native",
-            "service_tiers": ["default", "priority"],
-            "auto_cache_system": True,
-        }
-    )
-    options = model_options(config, max_image_bytes=100)
-    assert options == ModelOptions(
-        reasoning_supported=True,
-        reasoning_budgets={"low": 1024, "medium": 4096, "high": 16384},
-        auto_cache_system=True,
-        max_image_bytes=100,
-        reasoning_mode="adaptive",
-        structured_output="native",
-        service_tiers=("default", "priority"),
-    )
-    assert model_options(None, max_image_bytes=7) == ModelOptions(max_image_bytes=7)

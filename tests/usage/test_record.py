@@ -12,7 +12,9 @@ from gateway.pipeline.context import TokenUsage
 from gateway.usage.record import cache_write_1h_tokens
 from tests.usage.helpers import make_record
 
-RECORDED = Path("/work/shared/fixtures/recorded/converse_image_jpeg_cachepoint_claude_sonnet45.json")
+RECORDED = Path(
+    "/work/shared/fixtures/recorded/converse_image_jpeg_cachepoint_claude_sonnet45.json"
+)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from gateway.schemas.converse import ConverseRequest, OutputConfig
 from gateway.schemas.openai import ChatCompletionRequest, JSONObjectFormat, JSONSchemaFormat
@@ -72,15 +72,11 @@ from gateway.translate.shared.tools import (
     tool_config,
 )
 
-if TYPE_CHECKING:
-    from gateway.config import ModelConfig
-
 __all__ = [
     "DEFAULT_REASONING_BUDGETS",
     "ConverseCall",
     "ModelOptions",
     "UnfetchedImageError",
-    "model_options",
     "openai_to_converse_request",
     "remote_image_urls",
 ]
@@ -113,19 +109,6 @@ class ModelOptions:
 _DEFAULT_OPTIONS: Final = ModelOptions()
 
 
-def model_options(config: ModelConfig | None, *, max_image_bytes: int) -> ModelOptions:
-    """The options of a model's config entry (None: an unlisted model, the defaults)."""
-    if config is None:
-        return ModelOptions(max_image_bytes=max_image_bytes)
-    return ModelOptions(
-        reasoning_supported=config.reasoning.supported,
-        reasoning_budgets={str(k): v for k, v in config.reasoning.budgets.items()},
-        auto_cache_system=config.auto_cache_system,
-        max_image_bytes=max_image_bytes,
-        reasoning_mode=config.reasoning.mode,
-        structured_output=config.structured_output,
-        service_tiers=tuple(config.service_tiers),
-    )
 _NO_IMAGES: Final[Mapping[str, tuple[str, bytes]]] = MappingProxyType({})
 
 
