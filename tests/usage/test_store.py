@@ -449,3 +449,49 @@ async def test_a_version_1_sqlite_ledger_is_upgraded_in_place(tmp_path: Path) ->
         assert tiers == ["priority", None]
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_version_1_postgres_ledger_is_upgraded_in_place() -> None:
+    import os
+    import uuid
+
+    import asyncpg
+
+    from gateway.usage import postgres as postgres_store
+
+    dsn = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
+    if not dsn:
+        pytest.skip("GATEWAY_TEST_POSTGRES_URL is not set")
+    schema = f"usage_v1_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
+        _, _, statements = postgres_store._MIGRATIONS[0]
+        for statement in statements:
+            await conn.execute(statement)
+        await conn.execute(
+            "CREATE TABLE usage_schema_version (version INTEGER PRIMARY KEY, "
+            "description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        await conn.execute("INSERT INTO usage_schema_version VALUES (1, 'v1')")
+        await conn.execute(
+            "INSERT INTO usage_records (id, ts, request_id, route, stream, status, input_tokens,"
+            " output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms,"
+            " estimated) VALUES ('old', now(), 'r', '/v1/chat/completions', false, 200, 10, 5,"
+            " 0, 7, 0.000028, 1.0, false)"
+        )
+        store = PostgresUsageStore(dsn, schema=schema)
+        await store.open()
+        try:
+            (row,) = await store.query(group_by=["service_tier"])
+            assert row["service_tier"] is None
+            assert row["cache_write_tokens"] == 7 and row["cache_write_1h_tokens"] == 0
+            versions = await conn.fetch("SELECT version FROM usage_schema_version ORDER BY 1")
+            assert [v[0] for v in versions] == [1, 2]
+        finally:
+            await store.close()
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
