@@ -69,6 +69,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.logs import configure_logging, uvicorn_log_config
+    from gateway.server.protocol import PROTOCOL
 
     config, path = _load(args.config)
     configure_logging(config.logging)
@@ -91,6 +92,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": int(config.server.graceful_shutdown_s),
         "proxy_headers": False,
         "server_header": False,
+        "http": PROTOCOL,  # httptools, with a deadline for request headers
     }
     try:
         if workers > 1:
@@ -192,8 +194,8 @@ def _parser() -> argparse.ArgumentParser:
         "--group-by",
         default="team,model",
         help=(
-            "comma list of key_id, team, user, end_user, model, day, service_tier "
-            "(default team,model)"
+            "comma list of key_id, team, user, end_user, model, route, status, day, "
+            "service_tier (default team,model)"
         ),
     )
     usage.add_argument("--since", help="start, ISO 8601 date or time (UTC if no offset)")

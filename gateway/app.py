@@ -17,6 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -40,6 +41,7 @@ from gateway.server.bodies import json_response
 from gateway.server.dispatch import DirectRoutes
 from gateway.server.middleware import AuthMiddleware, RequestMiddleware
 from gateway.server.probes import healthz, metrics, readyz
+from gateway.server.protocol import HEADER_TIMEOUT_STATE
 from gateway.surfaces.models import get_model, list_models
 from gateway.surfaces.openai_chat import ChatCompletions
 from gateway.surfaces.openai_embeddings import Embeddings
@@ -93,7 +95,7 @@ def create_app(
     public_paths = frozenset({"/healthz", "/readyz", config.metrics.path})
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
             client: BedrockClient
             if bedrock is None:
@@ -154,7 +156,8 @@ def create_app(
             if tune_gc:
                 _tune_gc()
             try:
-                yield
+                # uvicorn hands this state to each connection's protocol (header deadline).
+                yield {HEADER_TIMEOUT_STATE: config.server.header_timeout_s}
             finally:
                 gateway.ready = False
 

@@ -69,6 +69,9 @@ class ServerConfig(_Strict):
     header_timeout_s: PositiveFloat = 10
     # ...and one that has not sent its whole body (408).
     body_timeout_s: PositiveFloat = 30
+    # Not in the contract: a client that reads nothing of its response (a stream it
+    # stopped reading) for this long is dropped, and Bedrock's stream with it.
+    write_timeout_s: PositiveFloat = 60
 
 
 class RetriesConfig(_Strict):

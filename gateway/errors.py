@@ -11,6 +11,7 @@ failure is one class with both fixed here, not chosen ad hoc in handlers:
   * PermissionDeniedError -- 403 `permission_error`: key not allowed this model.
   * NotFoundError -- 404 `not_found_error`; `model_not_found` for unknown models.
   * MethodNotAllowedError -- 405 `invalid_request_error`, with `allow`.
+  * RequestTimeoutError -- 408 `invalid_request_error`: the body came too slowly.
   * PayloadTooLargeError -- 413 `invalid_request_error`, code `request_too_large`.
   * RateLimitError -- 429 `rate_limit_error`, always with `retry-after`.
   * UpstreamError -- whatever Bedrock (or the network to it) answered, mapped through
@@ -34,6 +35,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RequestTimeoutError",
     "UnsupportedParameterError",
     "UpstreamError",
 ]
@@ -103,6 +105,12 @@ class MethodNotAllowedError(GatewayError):
 
     def __init__(self, message: str, *, allow: str) -> None:
         super().__init__(message, headers={"allow": allow})
+
+
+class RequestTimeoutError(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class PayloadTooLargeError(GatewayError):

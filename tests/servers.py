@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import uvicorn
 
+from gateway.server.protocol import PROTOCOL
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -39,7 +41,12 @@ class ServerThread:
         self.port = int(self._sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, lifespan=lifespan, log_level="warning", access_log=False, loop="asyncio"
+            app,
+            lifespan=lifespan,
+            log_level="warning",
+            access_log=False,
+            loop="asyncio",
+            http=PROTOCOL,  # as `serve` runs the gateway (a deadline for request headers)
         )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None

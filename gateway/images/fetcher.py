@@ -51,9 +51,11 @@ from gateway.translate.shared.images import (
     sniff_image_format,
 )
 
-__all__ = ["MAX_REDIRECTS", "ImageFetcher"]
+__all__ = ["MAX_CONCURRENT_FETCHES", "MAX_REDIRECTS", "ImageFetcher"]
 
 MAX_REDIRECTS: Final = 3
+# Remote image fetches in flight at once in one process, across all requests.
+MAX_CONCURRENT_FETCHES: Final = 32
 
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _SCHEMES: Final = frozenset({"http", "https"})
@@ -81,8 +83,12 @@ class ImageFetcher:
         *,
         resolver: Resolver | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_concurrent: int = MAX_CONCURRENT_FETCHES,
     ) -> None:
         self._config = config
+        # All requests' fetches together: many requests with many images each must not
+        # open thousands of connections, or hold thousands of image bodies, at once.
+        self._slots = asyncio.Semaphore(max_concurrent)
         self._allowed_hosts = [_host_pattern(entry) for entry in config.allowed_hosts]
         if transport is None:
             transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
@@ -118,7 +124,7 @@ class ImageFetcher:
         target = self._checked_url(url, param=param, redirect=False)
         redirects = 0
         try:
-            async with asyncio.timeout(self._config.timeout_s):
+            async with self._slots, asyncio.timeout(self._config.timeout_s):
                 while True:
                     outcome = await self._get(target, param=param)
                     if not isinstance(outcome, httpx.URL):

@@ -13,6 +13,7 @@ as nothing has been sent yet; after that a streaming surface reports them in the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -67,13 +68,23 @@ class SurfaceEndpoint:
             billable=surface.billable,
         )
         response_started = False
+        write_timeout_s = runtime.config.server.write_timeout_s
 
         async def send_wrapper(message: Message) -> None:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 ctx.status = message["status"]
-            await send(message)
+                await send(message)
+                return
+            # uvicorn's send waits while the socket's buffer is full: a client that stops
+            # reading would hold the request (and its Bedrock stream) for ever.
+            try:
+                async with asyncio.timeout(write_timeout_s):
+                    await send(message)
+            except TimeoutError:
+                ctx.error_type = "client_write_timeout"
+                raise ClientDisconnect() from None
 
         slot: Admitted | None = None
         try:
@@ -82,7 +93,10 @@ class SurfaceEndpoint:
                     f"{surface.route} takes POST, not {scope['method']}.", allow="POST"
                 )
             ctx.principal = authenticate(runtime.keys, scope["headers"])
-            body = await read_json(Request(scope, receive), runtime.config.server.max_body_bytes)
+            server = runtime.config.server
+            body = await read_json(
+                Request(scope, receive), server.max_body_bytes, timeout_s=server.body_timeout_s
+            )
             parsed = surface.parse(body, ctx)
             ctx.stream = parsed.stream
             ctx.end_user = parsed.end_user

@@ -6,6 +6,7 @@ oversized upload is refused without being buffered whole.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import InvalidRequestError, PayloadTooLargeError
+from gateway.errors import InvalidRequestError, PayloadTooLargeError, RequestTimeoutError
 from gateway.schemas.openai import validation_error_param
 
 __all__ = ["json_response", "read_json", "validate"]
@@ -33,17 +34,27 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"Request body exceeds the gateway's limit of {limit} bytes.")
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
+async def read_json(
+    request: Request, limit: int, *, timeout_s: float | None = None
+) -> dict[str, Any]:
+    """The body as a JSON object, at most `limit` bytes, all of it within `timeout_s`
+    (a client that stalls mid-body would otherwise hold its connection and its task)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"The request body did not arrive within {timeout_s:g} s."
+        ) from None
     raw = b"".join(chunks)
     try:
         data = orjson.loads(raw)

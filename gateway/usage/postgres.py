@@ -102,6 +102,8 @@ _GROUP_EXPRESSIONS = {
     "user": '"user"',
     "end_user": "end_user",
     "model": "model",
+    "route": "route",
+    "status": "status",
     "service_tier": "service_tier",
     "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }

@@ -133,6 +133,8 @@ _GROUP_EXPRESSIONS = {
     "user": '"user"',
     "end_user": "end_user",
     "model": "model",
+    "route": "route",
+    "status": "status",
     "service_tier": "service_tier",
     "day": "substr(ts, 1, 10)",
 }

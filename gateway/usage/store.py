@@ -38,6 +38,8 @@ GROUP_FIELDS: tuple[str, ...] = (
     "user",
     "end_user",
     "model",
+    "route",
+    "status",
     "day",
     "service_tier",
 )

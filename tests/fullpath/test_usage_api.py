@@ -148,3 +148,24 @@ def test_log_prompts_puts_prompt_and_completion_in_the_access_line(
         (["embedded plan"], None),
     ]
     assert all(API_KEY not in r.getMessage() and API_KEY not in str(r.__dict__) for r in lines)
+
+
+def test_usage_groups_by_route_and_status(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    client.chat.completions.create(model="nova-micro", messages=[{"role": "user", "content": "a"}])
+    client.embeddings.create(model="titan-embed-text-v2", input="b")
+    with gateway.http() as http:
+        http.post(
+            "/v1/chat/completions",
+            json={"model": "nova-micro", "messages": []},
+            headers={"authorization": f"Bearer {API_KEY}"},
+        )
+    wait_for_rows(gateway, 3)
+    response = usage(gateway, ADMIN_KEY, group_by="route,status")
+    assert response.status_code == 200, response.text
+    rows = {(row["route"], row["status"]): row["requests"] for row in response.json()["data"]}
+    assert rows == {
+        ("/v1/chat/completions", 200): 1,
+        ("/v1/chat/completions", 400): 1,
+        ("/v1/embeddings", 200): 1,
+    }

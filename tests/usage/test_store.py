@@ -41,6 +41,8 @@ def _dataset() -> list[UsageRecord]:
                 user=("alice", "bob", None)[i % 3 if i % 2 else (i + 1) % 3],
                 end_user=(None, "customer-1", "customer-2")[i % 3] if i % 5 else None,
                 model=("claude-3-5-haiku", "nova-lite")[i % 2],
+                route=("/v1/chat/completions", "/v1/embeddings")[i % 7 == 0],
+                status=(200, 200, 429, 400)[i % 4],
                 input_tokens=rng.randrange(1, 5000),
                 output_tokens=rng.randrange(0, 2000),
                 cache_read_tokens=rng.randrange(0, 300),
@@ -112,6 +114,7 @@ GROUPINGS = [
     ("team", "model"),
     ("key_id", "day"),
     ("day", "user", "end_user"),
+    ("route", "status"),
     ("model", "team", "key_id", "user", "end_user", "day"),
     ("team", "service_tier"),
 ]
