@@ -338,7 +338,7 @@ async def test_a_stream_closed_early_drops_its_connection() -> None:
 
 
 async def test_a_large_body_read_slowly_arrives_whole() -> None:
-    # More than the transport buffers before it stops reading from the socket.
+    # More than the HTTP client buffers before it stops reading from the socket.
     body = bytes(range(256)) * (3 * 4096 + 1)
 
     async def big(exchange: Exchange) -> None:

@@ -1,7 +1,7 @@
 """What the HTTP session puts on the wire is exactly what botocore signed.
 
 SigV4 signs the method, the path as sent, the Host header, the other signed headers and
-the SHA-256 of the body. A transport that re-encodes the path, writes another Host (a
+the SHA-256 of the body. An HTTP client that re-encodes the path, writes another Host (a
 default port left in, say) or touches the body makes every real Bedrock call fail with
 `InvalidSignatureException`, which the emulator (it does not check signatures) would never
 show. So the server here recomputes each signature from the bytes it received.
