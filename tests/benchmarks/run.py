@@ -711,6 +711,7 @@ class Results:
     emulator_stream: StreamResult | None = None
     passthrough: WrkResult | None = None
     passthrough_agent: WrkResult | None = None  # the agent request's Converse body
+    passthrough_stream: StreamResult | None = None
     emulator_cpu: dict[str, float] = field(default_factory=dict)
     passthrough_cpu: dict[str, float] = field(default_factory=dict)
     gateways: dict[int, GatewayRun] = field(default_factory=dict)
@@ -1010,6 +1011,16 @@ def run_all(settings: Settings) -> Results:
             settings, pt_url, bodies.agent_converse, authorization=None, duration=settings.duration
         )
         say(f"pass-through: {results.passthrough_agent.rps:,.0f} agent req/s")
+        say(f"pass-through: streaming, {settings.stream_concurrency} concurrent")
+        results.passthrough_stream = run_async(
+            stream_load(
+                Target(HOST, pt_port, "/passthrough-stream", bodies.converse_stream.read_bytes()),
+                concurrency=settings.stream_concurrency,
+                duration_s=settings.duration,
+                content=BEDROCK_CONTENT,
+            )
+        )
+        say(f"pass-through: {results.passthrough_stream.per_second:,.0f} streams/s")
 
         for workers in settings.workers:
             results.gateways[workers] = measure_gateway(
@@ -1147,6 +1158,16 @@ def build_rows(settings: Settings, results: Results) -> list[Row]:
             f"{st.per_second / emu_stream.per_second:.2f}x emulator "
             f"({emu_stream.per_second:,.0f}/s)",
         ))  # fmt: skip
+        pt_stream = results.passthrough_stream
+        if pt_stream is not None and pt_stream.per_second:
+            rows.append(Row(
+                f"gateway {w}: streams/s vs pass-through streams/s",
+                ">= 1.0x" if is_target else "-",
+                f"{st.per_second:,.0f} vs {pt_stream.per_second:,.0f} "
+                f"({pt_stream.errors} pass-through err)",
+                _verdict(st.per_second >= pt_stream.per_second if is_target else None),
+                f"{st.per_second / pt_stream.per_second:.2f}x pass-through",
+            ))  # fmt: skip
         ttfc50 = percentile(st.first_content_s, 50)
         ttfc99 = percentile(st.first_content_s, 99)
         emu50 = percentile(emu_stream.first_content_s, 50)
