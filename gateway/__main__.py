@@ -1,6 +1,7 @@
 """The `bedrock-gateway` command (also `python -m gateway`).
 
-serve, demo, emulator, usage, keys new, check-config: see CONTRACT.md and the README.
+serve, demo, emulator, usage, keys (new, create, list, update, rotate, revoke),
+check-config: see CONTRACT.md and the README.
 """
 
 from __future__ import annotations
@@ -164,6 +165,13 @@ def _cmd_usage(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_keys_store(args: argparse.Namespace) -> int:
+    from gateway.keys.cli import run_keys_command
+
+    config, _ = _load(args.config)
+    return asyncio.run(run_keys_command(config, args))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bedrock-gateway",
@@ -210,6 +218,9 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--team")
     new.add_argument("--user")
     new.set_defaults(func=_cmd_keys_new)
+    from gateway.keys.cli import add_key_commands
+
+    add_key_commands(key_commands, _cmd_keys_store)
 
     check = commands.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, ./config.yaml)")

@@ -32,6 +32,9 @@ from gateway.bedrock.client import AioBedrockClient, BedrockClient, StaticCreden
 from gateway.config import CorsConfig, GatewayConfig
 from gateway.errors import GatewayError, NotFoundError
 from gateway.images.fetcher import ImageFetcher
+from gateway.keys.admin import KeyAdmin
+from gateway.keys.refresher import KeyRefresher
+from gateway.keys.store import open_key_store
 from gateway.limits import Limiter, open_counter_store
 from gateway.metrics import Metrics
 from gateway.pipeline.handler import SurfaceEndpoint
@@ -42,9 +45,13 @@ from gateway.server.dispatch import DirectRoutes
 from gateway.server.middleware import AuthMiddleware, RequestMiddleware
 from gateway.server.probes import healthz, metrics, readyz
 from gateway.server.protocol import HEADER_TIMEOUT_STATE
+from gateway.surfaces.admin import admin_routes
+from gateway.surfaces.anthropic_count_tokens import CountTokens
+from gateway.surfaces.anthropic_messages import Messages
 from gateway.surfaces.models import get_model, list_models
 from gateway.surfaces.openai_chat import ChatCompletions
 from gateway.surfaces.openai_embeddings import Embeddings
+from gateway.surfaces.ui import UI_PUBLIC_PATHS, ui_routes
 from gateway.surfaces.usage_report import usage_report
 from gateway.usage.recorder import UsageRecorder
 from gateway.usage.store import UsageStore, open_store
@@ -92,7 +99,8 @@ def create_app(
 ) -> Starlette:
     runtime = Runtime.build(config)
     metrics_ = Metrics(registry)
-    public_paths = frozenset({"/healthz", "/readyz", config.metrics.path})
+    # The usage page and its assets load without a key; its data needs one.
+    public_paths = frozenset({"/healthz", "/readyz", config.metrics.path, *UI_PUBLIC_PATHS})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -151,6 +159,16 @@ def create_app(
                 config_path=config_path,
             )
             app.state.gateway = gateway
+            # Keys and teams managed through the admin API or the CLI, in the same database.
+            key_store = open_key_store(config.usage.store)
+            await key_store.open()
+            stack.push_async_callback(key_store.close)
+            refresher = KeyRefresher(gateway, key_store, new_limiter=new_limiter)
+            await refresher.start()
+            stack.push_async_callback(refresher.aclose)
+            app.state.key_refresher = refresher
+            # The admin API's rules, bound to the config in force when a call arrives.
+            app.state.key_admin = lambda: KeyAdmin(key_store, gateway.runtime.config)
             stack.callback(_install_sighup(gateway))
             stack.callback(_install_sigterm(gateway, config.server.graceful_shutdown_s))
             if tune_gc:
@@ -161,7 +179,7 @@ def create_app(
             finally:
                 gateway.ready = False
 
-    surfaces: list[Surface] = [ChatCompletions(), Embeddings()]
+    surfaces: list[Surface] = [ChatCompletions(), Embeddings(), Messages(), CountTokens()]
     direct = {surface.route: SurfaceEndpoint(surface) for surface in surfaces}
     routes = [
         Route("/v1/models", list_models, methods=["GET"]),
@@ -169,6 +187,8 @@ def create_app(
         Route("/v1/usage", usage_report, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *admin_routes(),
+        *ui_routes(),
     ]
     if config.metrics.enabled:
         routes.append(Route(config.metrics.path, metrics, methods=["GET"]))

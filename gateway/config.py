@@ -18,7 +18,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from gateway.translate.anthropic_messages.betas import DEFAULT_BETAS
+
 __all__ = [
+    "AnthropicConfig",
     "ConfigError",
     "GatewayConfig",
     "KeyConfig",
@@ -215,6 +218,9 @@ class AuthConfig(_Strict):
     admin_keys_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]] = Field(
         default_factory=list
     )
+    # How often each gateway process polls the key store's change counter: keys and teams
+    # changed through the admin API or the CLI take effect everywhere within this.
+    refresh_s: Annotated[float, Field(gt=0, le=300)] = 5
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AuthConfig:
@@ -284,6 +290,16 @@ class LoggingConfig(_Strict):
     log_prompts: bool = False
 
 
+def _default_betas_list() -> list[str]:
+    return list(DEFAULT_BETAS)
+
+
+class AnthropicConfig(_Strict):
+    """`/v1/messages`: the `anthropic-beta` values forwarded to Bedrock (others dropped)."""
+
+    betas: list[str] = Field(default_factory=_default_betas_list)
+
+
 class GatewayConfig(_Strict):
     server: ServerConfig = ServerConfig()
     bedrock: BedrockConfig = BedrockConfig()
@@ -296,6 +312,7 @@ class GatewayConfig(_Strict):
     usage: UsageConfig = UsageConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    anthropic: AnthropicConfig = AnthropicConfig()
 
     @model_validator(mode="after")
     def _model_names(self) -> GatewayConfig:

@@ -5,12 +5,12 @@ access line carries request_id, key_id, team, model, status, tokens and timings 
 Prompts, completions and keys are never logged unless `logging.log_prompts` is true (and
 keys not even then).
 
-With `log_prompts: true` the access line gains `prompt` and `completion` (`PROMPT_FIELDS`),
-taken from the usage record's `extra` under the same names: a handler that wants them
-logged puts the request's messages (or embedding input) in `record.extra["prompt"]` and
-the answer text in `record.extra["completion"]`. Whatever a handler puts there, they are
-left out while the setting is false. The caller's API key cannot reach the line even
-then: it travels in a header, and the line is an allow-list of record fields plus these two.
+With `log_prompts: true` the access line gains `prompt` and `completion`, taken from the
+request's context (`gateway.pipeline.finish`): a surface's parsed request names what the
+prompt is, and its response or stream encoder what the completion was. While the setting
+is false they are left out, whatever a surface put there. The caller's API key cannot
+reach the line even then: it travels in a header, and the line is an allow-list of record
+fields plus these two.
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ import orjson
 
 from gateway.config import LoggingConfig
 
-__all__ = ["ACCESS_LOGGER", "PROMPT_FIELDS", "JsonFormatter", "configure_logging", "prompt_fields"]
+__all__ = ["ACCESS_LOGGER", "JsonFormatter", "configure_logging"]
 
 ACCESS_LOGGER = "gateway.access"
 
-# The access line's fields that only `log_prompts: true` lets through.
-PROMPT_FIELDS = ("prompt", "completion")
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is a field.
 _STANDARD = frozenset(
@@ -39,11 +37,6 @@ _STANDARD = frozenset(
 # uvicorn passes `color_message` (the message with ANSI colour codes) for terminals; in a
 # structured line it would only repeat the message with escape bytes in it.
 _DROPPED = _STANDARD | {"color_message"}
-
-
-def prompt_fields(extra: dict[str, Any]) -> dict[str, Any]:
-    """The prompt and completion a handler left in a usage record's `extra`, if any."""
-    return {name: extra[name] for name in PROMPT_FIELDS if name in extra}
 
 
 class JsonFormatter(logging.Formatter):

@@ -86,6 +86,18 @@ class BedrockClient(Protocol):
         self, model_id: str, body: bytes, *, region: str | None = None
     ) -> InvokeResult: ...
 
+    async def invoke_model_stream(
+        self, model_id: str, body: bytes, *, region: str | None = None
+    ) -> BedrockStream:
+        """InvokeModelWithResponseStream: `{"chunk": {"bytes": b"..."}}` events."""
+        ...
+
+    async def count_tokens(
+        self, model_id: str, input: Mapping[str, Any], *, region: str | None = None
+    ) -> int:
+        """CountTokens: `input` is `{"invokeModel": {"body": bytes}}` or `{"converse": ...}`."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class InvokeResult:
@@ -354,3 +366,28 @@ class AioBedrockClient:
             raise _closed_under(exc) from exc
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         return InvokeResult(data, headers.get("x-amzn-bedrock-input-token-count"))
+
+    async def invoke_model_stream(
+        self, model_id: str, body: bytes, *, region: str | None = None
+    ) -> BedrockStream:
+        client = self._client(region)
+        try:
+            response = await client.invoke_model_with_response_stream(
+                modelId=model_id,
+                body=body,
+                contentType="application/json",
+                accept="application/json",
+            )
+        except _TRANSPORT_ERRORS as exc:
+            raise _bedrock_error(exc) from exc
+        return _AioStream(response["body"])
+
+    async def count_tokens(
+        self, model_id: str, input: Mapping[str, Any], *, region: str | None = None
+    ) -> int:
+        client = self._client(region)
+        try:
+            response = await client.count_tokens(modelId=model_id, input=dict(input))
+        except _TRANSPORT_ERRORS as exc:
+            raise _bedrock_error(exc) from exc
+        return int(response.get("inputTokens") or 0)

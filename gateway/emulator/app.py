@@ -9,11 +9,14 @@ Routes (`modelId` percent-decoded, so inference-profile ARNs work):
 
     POST /model/{modelId}/converse         JSON in, JSON out
     POST /model/{modelId}/converse-stream  JSON in, application/vnd.amazon.eventstream out
-    POST /model/{modelId}/invoke           embedding models only
+    POST /model/{modelId}/invoke           embedding models, and Claude (Messages body)
+    POST /model/{modelId}/invoke-with-response-stream   Claude: `chunk` frames out
+    POST /model/{modelId}/count-tokens     Claude: CountTokens (invokeModel or converse form)
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from collections import OrderedDict
@@ -26,6 +29,13 @@ from gateway.emulator.answers import (
     latency_ms,
     pause_ms,
     stream_events,
+)
+from gateway.emulator.claude import (
+    claude_message,
+    claude_stream_plan,
+    converse_view,
+    is_claude,
+    read_claude_body,
 )
 from gateway.emulator.conversation import split_directive
 from gateway.emulator.embeddings import (
@@ -43,6 +53,7 @@ from gateway.emulator.pacing import (
     Send,
     Watch,
     install_log_filter,
+    send_plan,
     send_stream,
 )
 from gateway.emulator.plan import Fault
@@ -53,7 +64,13 @@ __all__ = ["BedrockEmulator", "EmulatedDisconnect", "create_emulator_app"]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_FAILURE_KEYS = 4096
-_OPERATIONS = (b"converse", b"converse-stream", b"invoke")
+_OPERATIONS = (
+    b"converse",
+    b"converse-stream",
+    b"invoke",
+    b"invoke-with-response-stream",
+    b"count-tokens",
+)
 _JSON = (b"content-type", b"application/json")
 _EVENTSTREAM = (b"content-type", b"application/vnd.amazon.eventstream")
 _JSON_ENCODER = json.JSONEncoder(ensure_ascii=False)
@@ -163,7 +180,17 @@ class BedrockEmulator:
             model_id, operation = _route(scope)
             body = await _read_body(receive)
             _check_model(model_id)
-            if operation == b"invoke":
+            if operation == b"count-tokens":
+                await self._count_tokens(model_id, body, request_id, send)
+            elif is_claude(model_id) and operation in (b"invoke", b"invoke-with-response-stream"):
+                stream = operation == b"invoke-with-response-stream"
+                await self._invoke_claude(model_id, body, stream, request_id, send, watch)
+            elif operation == b"invoke-with-response-stream":
+                raise ServiceError(
+                    "ValidationException",
+                    "The model is unsupported for streaming. Try again with a supported model.",
+                )
+            elif operation == b"invoke":
                 await self._invoke(model_id, body, request_id, send, watch)
             else:
                 stream = operation == b"converse-stream"
@@ -224,6 +251,66 @@ class BedrockEmulator:
                 }
             )
             raise EmulatedDisconnect
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _invoke_claude(
+        self, model_id: str, body: bytes, stream: bool, request_id: bytes, send: Send, watch: Watch
+    ) -> None:
+        script = parse_script(converse_view(read_claude_body(body)), defaults=self._defaults)
+        self._check_fault(script.fault)
+        if stream:
+            events = len(stream_events(script))
+            plan = claude_stream_plan(script, model_id, latency_ms(script, events))
+            start = _start(200, request_id, _EVENTSTREAM)
+            await send_plan(plan, start, send, watch)
+            return
+        events = len(stream_events(script)) if script.delay_ms else 1
+        await watch.sleep(pause_ms(script, events) / 1000)
+        payload = _JSON_ENCODER.encode(claude_message(script, model_id)).encode()
+        usage = script.usage
+        await send(
+            _start(
+                200,
+                request_id,
+                _JSON,
+                (b"content-length", str(len(payload)).encode("ascii")),
+                (b"x-amzn-bedrock-input-token-count", str(usage.input_tokens).encode()),
+                (b"x-amzn-bedrock-output-token-count", str(usage.output_tokens).encode()),
+                (b"x-amzn-bedrock-invocation-latency", str(latency_ms(script, events)).encode()),
+            )
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _count_tokens(
+        self, model_id: str, body: bytes, request_id: bytes, send: Send
+    ) -> None:
+        """CountTokens: the input tokens the same request would be billed (Claude only)."""
+        if not is_claude(model_id):
+            raise ServiceError(
+                "ValidationException", "The provided model doesn't support counting tokens."
+            )
+        try:
+            request = json.loads(body)
+            source = request["input"]
+        except (ValueError, KeyError, TypeError):
+            raise ServiceError(
+                "ValidationException", "Malformed input request: input is required."
+            ) from None
+        if isinstance(source, dict) and isinstance(source.get("invokeModel"), dict):
+            raw = base64.b64decode(str(source["invokeModel"].get("body") or ""))
+            view = converse_view(read_claude_body(raw))
+        elif isinstance(source, dict) and isinstance(source.get("converse"), dict):
+            view = dict(source["converse"])
+        else:
+            raise ServiceError(
+                "ValidationException",
+                "Malformed input request: input must be invokeModel or converse.",
+            )
+        script = parse_script(view, defaults=self._defaults)
+        self._check_fault(script.fault)
+        payload = _JSON_ENCODER.encode({"inputTokens": script.usage.input_tokens}).encode()
+        length = (b"content-length", str(len(payload)).encode("ascii"))
+        await send(_start(200, request_id, _JSON, length))
         await send({"type": "http.response.body", "body": payload})
 
     async def _invoke(

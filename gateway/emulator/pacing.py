@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from gateway.emulator.answers import stream_plan
+from gateway.emulator.answers import StreamPlan, stream_plan
 from gateway.emulator.plan import Script
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Send",
     "Watch",
     "install_log_filter",
+    "send_plan",
     "send_stream",
 ]
 
@@ -87,7 +88,11 @@ class Watch:
 
 async def send_stream(script: Script, start: Message, send: Send, watch: Watch) -> None:
     """Send frames as they fall due; frames with no pause between them share one write."""
-    plan = stream_plan(script)
+    await send_plan(stream_plan(script), start, send, watch)
+
+
+async def send_plan(plan: StreamPlan, start: Message, send: Send, watch: Watch) -> None:
+    """`send_stream` for frames already planned (the Claude stream plans its own)."""
     await send(start)
     pending: list[bytes] = []
     for frame, pause in zip(plan.frames, plan.pauses, strict=True):

@@ -73,6 +73,9 @@ class RequestContext:
     started: float  # perf_counter at arrival
     runtime: Runtime
     billable: bool = True
+    # The request's headers as the ASGI scope has them, for surfaces whose API puts
+    # request options in headers (Anthropic's `anthropic-beta`).
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     principal: Principal | None = None
     stream: bool = False
     end_user: str | None = None

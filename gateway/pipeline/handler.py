@@ -66,6 +66,7 @@ class SurfaceEndpoint:
             started=scope["state"]["started"],
             runtime=runtime,
             billable=surface.billable,
+            headers=scope["headers"],
         )
         response_started = False
         write_timeout_s = runtime.config.server.write_timeout_s
@@ -110,7 +111,9 @@ class SurfaceEndpoint:
         except GatewayError as error:
             ctx.error_type = error_type_of(error)
             if not response_started:
-                await _send_error(send_wrapper, error, surface.error_body(error))
+                await _send_error(
+                    send_wrapper, error, surface.error_body(error), _status(surface, error)
+                )
         except ClientDisconnect:
             # The client hung up (while sending its body, or while we waited for Bedrock):
             # there is nobody to answer.
@@ -123,7 +126,9 @@ class SurfaceEndpoint:
             ctx.error_type = "internal_error"
             if not response_started:
                 internal = InternalError("The gateway failed to handle the request.")
-                await _send_error(send_wrapper, internal, surface.error_body(internal))
+                await _send_error(
+                    send_wrapper, internal, surface.error_body(internal), _status(surface, internal)
+                )
         finally:
             if slot is not None:
                 slot.release()
@@ -131,11 +136,18 @@ class SurfaceEndpoint:
             finish(gateway, ctx)
 
 
-async def _send_error(send: Send, error: GatewayError, body: bytes) -> None:
+def _status(surface: Surface, error: GatewayError) -> int:
+    """The status in the surface's API: `error.status`, unless the surface maps it (the
+    Anthropic surfaces answer "overloaded" with Anthropic's own 529)."""
+    error_status = getattr(surface, "error_status", None)
+    return int(error_status(error)) if error_status is not None else error.status
+
+
+async def _send_error(send: Send, error: GatewayError, body: bytes, status: int) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         *((k.encode(), v.encode()) for k, v in error.headers.items()),
     ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,16 +1,15 @@
 """The usage record: one per request, success or failure, with the fields of CONTRACT.md.
 
-The middleware creates a record when a request arrives and puts it in the ASGI scope; the
-handler and the stream translator fill in what they learn (model, tokens, first-token
-time); the middleware stamps status and latency and hands it to the recorder exactly once.
-It is a plain mutable dataclass with slots: the hot path touches it a few times per
-request, and a pydantic model would cost more than the rest of the bookkeeping.
+The pipeline builds it once, when a request is over, from the request's typed context
+(`gateway.pipeline.context.RequestContext.to_record`), prices it and hands it to the
+recorder. It is a plain dataclass with slots: a pydantic model would cost more than the
+rest of the bookkeeping.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -59,22 +58,12 @@ class UsageRecord:
     error_type: str | None = None
     service_tier: str | None = None  # the tier Bedrock served on: default, flex, priority
     cache_write_1h_tokens: int = 0  # the 1-hour share of cache_write_tokens
-    # Not stored: facts for the middleware that the contract's record does not carry.
-    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def take_bedrock_usage(self, usage: Mapping[str, Any]) -> None:
-        """Bedrock's own token counts (a Converse `usage` or a stream's metadata usage)."""
-        self.input_tokens = int(usage.get("inputTokens") or 0)
-        self.output_tokens = int(usage.get("outputTokens") or 0)
-        self.cache_read_tokens = int(usage.get("cacheReadInputTokens") or 0)
-        self.cache_write_tokens = int(usage.get("cacheWriteInputTokens") or 0)
-        self.cache_write_1h_tokens = cache_write_1h_tokens(usage)
 
     def to_row(self) -> dict[str, Any]:
-        """The stored columns, in contract order (without `extra`).
+        """The stored columns, in contract order.
 
-        Plain attribute reads, not `dataclasses.asdict`: that deep-copies every value,
-        `extra` included, and costs ten times as much on the path of every request.
+        Plain attribute reads, not `dataclasses.asdict`: that deep-copies every value and
+        costs ten times as much on the path of every request.
         """
         return {name: getattr(self, name) for name in RECORD_FIELDS}
 

@@ -146,8 +146,20 @@ def render_csv(report: UsageReport) -> str:
     writer = csv.writer(out)
     writer.writerow(report.columns)
     for row in report.rows:
-        writer.writerow(_text(row.get(c), none="") for c in report.columns)
+        writer.writerow(_csv_cell(row.get(c), metric=c in METRIC_FIELDS) for c in report.columns)
     return out.getvalue()
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection, OWASP):
+# a caller chooses its own `user` field and key ids, so text cells are defused with a `'`.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any, *, metric: bool) -> str:
+    text = _text(value, none="")
+    if not metric and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
 
 
 def render_table(report: UsageReport) -> str:

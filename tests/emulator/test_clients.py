@@ -320,6 +320,6 @@ async def test_invoke_refuses_chat_keys_and_other_models(bedrock: Any) -> None:
     with pytest.raises(bedrock.exceptions.ValidationException, match="Only one @emulator"):
         await bedrock.invoke_model(modelId="cohere.embed-english-v3", body=json.dumps(two))
     with pytest.raises(bedrock.exceptions.ValidationException, match="only embedding models"):
-        await bedrock.invoke_model(modelId="anthropic.claude-v2", body=b"{}")
+        await bedrock.invoke_model(modelId="meta.llama3-1-70b-instruct-v1:0", body=b"{}")
     with pytest.raises(bedrock.exceptions.ValidationException, match="Malformed input request"):
         await bedrock.invoke_model(modelId="amazon.titan-embed-text-v1", body=b"{}")

@@ -37,6 +37,19 @@ class RouteCase:
     body: Callable[[str], dict[str, Any]]  # model name -> request body
     model: str  # a priced model this route serves
     stream: bool = False
+    anthropic: bool = False  # errors in Anthropic's shape, "overloaded" as its 529
+
+    def error(self, response: httpx.Response) -> dict[str, Any]:
+        """The error object: `{"error": {...}}`, or Anthropic's `{"type": "error", ...}`."""
+        body = response.json()
+        if self.anthropic:
+            assert body["type"] == "error"
+        error: dict[str, Any] = body["error"]
+        return error
+
+    @property
+    def overloaded_status(self) -> int:
+        return 529 if self.anthropic else 503
 
 
 def _chat(stream: bool) -> Callable[[str], dict[str, Any]]:
@@ -52,6 +65,15 @@ def _chat(stream: bool) -> Callable[[str], dict[str, Any]]:
     return body
 
 
+def _messages(stream: bool) -> Callable[[str], dict[str, Any]]:
+    def body(model: str) -> dict[str, Any]:
+        data = _chat(stream)(model)
+        data["max_tokens"] = 50
+        return data
+
+    return body
+
+
 ROUTES = [
     RouteCase("chat", "/v1/chat/completions", _chat(False), "claude-3-5-sonnet"),
     RouteCase("chat-stream", "/v1/chat/completions", _chat(True), "claude-3-5-sonnet", True),
@@ -61,6 +83,17 @@ ROUTES = [
         lambda model: {"model": model, "input": "a text to embed"},
         "titan-embed-text-v2",
     ),
+    # Claude through InvokeModel, and a non-Claude model through Converse.
+    RouteCase("messages", "/v1/messages", _messages(False), "claude-3-5-sonnet", anthropic=True),
+    RouteCase(
+        "messages-stream",
+        "/v1/messages",
+        _messages(True),
+        "claude-3-5-sonnet",
+        True,
+        anthropic=True,
+    ),
+    RouteCase("messages-converse", "/v1/messages", _messages(False), "app-profile", anthropic=True),
 ]
 
 # Prices for every model the table uses, so that budgets can be charged.
@@ -124,7 +157,7 @@ def test_no_key_is_401_counted_but_not_a_ledger_row(
     gateway = start(start_gateway)
     response = send(gateway, case, None)
     assert response.status_code == 401
-    assert response.json()["error"]["type"] == "authentication_error"
+    assert case.error(response)["type"] == "authentication_error"
     assert requests_metric(gateway, case.route, "401") == 1
     assert send(gateway, case, "sk-wrong").status_code == 401
     assert ledger(gateway) == []
@@ -136,7 +169,9 @@ def test_a_model_outside_the_allow_list_is_403(
     gateway = start(start_gateway)
     response = send(gateway, case, RESTRICTED_KEY)
     assert response.status_code == 403
-    assert response.json()["error"]["code"] == "model_not_allowed"
+    error = case.error(response)
+    assert error["type"] == "permission_error" and "not allowed" in error["message"]
+    assert case.anthropic or error["code"] == "model_not_allowed"
     (row,) = ledger(gateway)
     assert (row["key_id"], row["status"], row["route"]) == ("limited", 403, case.route)
 
@@ -147,7 +182,7 @@ def test_rpm_is_429_with_retry_after(start_gateway: GatewayFactory, case: RouteC
     refused = send(gateway, case, API_KEY)
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
-    assert "requests per minute" in refused.json()["error"]["message"]
+    assert "requests per minute" in case.error(refused)["message"]
     assert [row["status"] for row in ledger(gateway)] == [200, 429]
 
 
@@ -182,7 +217,7 @@ def test_team_limits_apply_to_the_team_s_keys(
     assert send(gateway, case, API_KEY).status_code == 200
     refused = send(gateway, case, API_KEY)
     assert refused.status_code == 429
-    assert "team" in refused.json()["error"]["message"]
+    assert "team" in case.error(refused)["message"]
 
 
 def test_overload_is_503(start_gateway: GatewayFactory, case: RouteCase) -> None:
@@ -208,7 +243,7 @@ def test_overload_is_503(start_gateway: GatewayFactory, case: RouteCase) -> None
         # Wait until the holder has been admitted (it is in flight at Bedrock).
         assert until(lambda: gateway.app.state.gateway.inflight_billable == 1)
         refused = send(gateway, case, API_KEY)
-        assert refused.status_code == 503
+        assert refused.status_code == case.overloaded_status
         assert refused.headers["retry-after"]
     finally:
         holder.join(timeout=10)

@@ -10,7 +10,6 @@ import pytest
 
 from gateway.pipeline.context import TokenUsage
 from gateway.usage.record import cache_write_1h_tokens
-from tests.usage.helpers import make_record
 
 RECORDED = Path(
     "/work/shared/fixtures/recorded/converse_image_jpeg_cachepoint_claude_sonnet45.json"
@@ -34,9 +33,6 @@ def test_one_hour_writes_come_from_cache_details(usage: dict[str, Any], expected
     tokens = TokenUsage()
     tokens.take_converse(usage)
     assert tokens.cache_write_1h_tokens == expected
-    record = make_record()
-    record.take_bedrock_usage(usage)
-    assert record.cache_write_1h_tokens == expected
 
 
 @pytest.mark.skipif(not RECORDED.exists(), reason="needs the shared Bedrock recordings")

@@ -1,0 +1,1 @@
+"""The usage page's static files (`static/`), shipped as package data; see `surfaces/ui.py`."""
