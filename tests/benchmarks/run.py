@@ -695,6 +695,7 @@ class GatewayRun:
     stream_single: StreamResult | None = None  # one stream at a time: TTFC without queueing
     latency: LatencyResult | None = None  # gateway, pass-through, direct
     nonstream_cpu: dict[str, float] = field(default_factory=dict)
+    agent_cpu: dict[str, float] = field(default_factory=dict)
     stream_cpu: dict[str, float] = field(default_factory=dict)
     rss_first_mb: float = float("nan")
     rss_last_mb: float = float("nan")
@@ -714,6 +715,7 @@ class Results:
     passthrough_stream: StreamResult | None = None
     emulator_cpu: dict[str, float] = field(default_factory=dict)
     passthrough_cpu: dict[str, float] = field(default_factory=dict)
+    passthrough_agent_cpu: dict[str, float] = field(default_factory=dict)
     gateways: dict[int, GatewayRun] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -779,9 +781,14 @@ def measure_gateway(
             run.answered += run.nonstream.requests
             say(f"gateway {workers}w: {run.nonstream.rps:,.0f} req/s")
             say(f"gateway {workers}w: agent-sized requests, {settings.connections} connections")
-            run.agent = run_wrk(
-                settings, gateway_url, bodies.agent, authorization=auth, duration=settings.duration
-            )
+            with cpu_meter(meter) as run.agent_cpu:
+                run.agent = run_wrk(
+                    settings,
+                    gateway_url,
+                    bodies.agent,
+                    authorization=auth,
+                    duration=settings.duration,
+                )
             run.answered += run.agent.requests
             say(f"gateway {workers}w: {run.agent.rps:,.0f} agent req/s")
 
@@ -1007,9 +1014,15 @@ def run_all(settings: Settings) -> Results:
         results.passthrough_cpu = cpu
         say(f"pass-through: {results.passthrough.rps:,.0f} req/s")
         say("pass-through: agent-sized Converse bodies")
-        results.passthrough_agent = run_wrk(
-            settings, pt_url, bodies.agent_converse, authorization=None, duration=settings.duration
-        )
+        meter = {"passthrough": passthrough, "emulator": emulator}
+        with cpu_meter(meter) as results.passthrough_agent_cpu:
+            results.passthrough_agent = run_wrk(
+                settings,
+                pt_url,
+                bodies.agent_converse,
+                authorization=None,
+                duration=settings.duration,
+            )
         say(f"pass-through: {results.passthrough_agent.rps:,.0f} agent req/s")
         say(f"pass-through: streaming, {settings.stream_concurrency} concurrent")
         results.passthrough_stream = run_async(
@@ -1146,6 +1159,10 @@ def build_rows(settings: Settings, results: Results) -> list[Row]:
                 if workers == 1 else "-",
                 f"{agent.rps / pt_agent.rps:.2f}x pass-through (same Converse body)",
             ))  # fmt: skip
+            pt_agent_cpu = results.passthrough_agent_cpu
+            pt_agent_us = pt_agent_cpu.get("passthrough", 0) / max(pt_agent.requests, 1) * 1e6
+            rows.append(_cpu_row(f"gateway {w}: CPU per agent-sized request", run.agent_cpu,
+                                 agent.requests, agent.seconds, pt_agent_us))  # fmt: skip
         st = run.stream
         assert st is not None
         is_target = workers == 1
