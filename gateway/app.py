@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from gateway.bedrock.client import AioBedrockClient, BedrockClient, StaticCredentials
 from gateway.config import CorsConfig, GatewayConfig
@@ -51,6 +51,8 @@ from gateway.surfaces.anthropic_messages import Messages
 from gateway.surfaces.models import get_model, list_models
 from gateway.surfaces.openai_chat import ChatCompletions
 from gateway.surfaces.openai_embeddings import Embeddings
+from gateway.surfaces.openai_responses import Responses
+from gateway.surfaces.openai_responses_stored import responses_websocket
 from gateway.surfaces.ui import UI_PUBLIC_PATHS, ui_routes
 from gateway.surfaces.usage_report import usage_report
 from gateway.usage.recorder import UsageRecorder
@@ -99,6 +101,7 @@ def create_app(
 ) -> Starlette:
     runtime = Runtime.build(config)
     metrics_ = Metrics(registry)
+    responses = Responses()  # its stored responses open with the usage store, in the lifespan
     # The usage page and its assets load without a key; its data needs one.
     public_paths = frozenset({"/healthz", "/readyz", config.metrics.path, *UI_PUBLIC_PATHS})
 
@@ -119,6 +122,8 @@ def create_app(
             usage_store = store if store is not None else open_store(config.usage.store)
             await usage_store.open()
             stack.push_async_callback(usage_store.close)
+            # The Responses surface's stored responses and reasoning key live in this store.
+            await responses.stored.start(usage_store)
             usage = config.usage
             recorder = UsageRecorder(
                 usage_store,
@@ -179,12 +184,26 @@ def create_app(
             finally:
                 gateway.ready = False
 
-    surfaces: list[Surface] = [ChatCompletions(), Embeddings(), Messages(), CountTokens()]
+    surfaces: list[Surface] = [
+        ChatCompletions(),
+        Embeddings(),
+        Messages(),
+        CountTokens(),
+        responses,
+    ]
     direct = {surface.route: SurfaceEndpoint(surface) for surface in surfaces}
     routes = [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/v1/usage", usage_report, methods=["GET"]),
+        WebSocketRoute("/v1/responses", responses_websocket),
+        Route("/v1/responses/{response_id}", responses.stored.get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.stored.delete_response, methods=["DELETE"]),
+        Route(
+            "/v1/responses/{response_id}/input_items",
+            responses.stored.list_input_items,
+            methods=["GET"],
+        ),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *admin_routes(),

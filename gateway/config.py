@@ -279,6 +279,13 @@ class UsageConfig(_Strict):
         return self
 
 
+class ResponsesConfig(_Strict):
+    # Keep responses for `previous_response_id` and `GET /v1/responses/{id}` unless the
+    # request says `store: false` (the Responses API's own default is to store).
+    store: bool = True
+    retention_days: PositiveInt = 30
+
+
 class MetricsConfig(_Strict):
     enabled: bool = True
     path: Annotated[str, Field(pattern=r"^/")] = "/metrics"
@@ -312,6 +319,7 @@ class GatewayConfig(_Strict):
     usage: UsageConfig = UsageConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     anthropic: AnthropicConfig = AnthropicConfig()
 
     @model_validator(mode="after")

@@ -133,14 +133,55 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
+_THINKING_FIRST = (
+    "messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+    "`{found}`. When `thinking` is enabled, a final `assistant` message must start with a "
+    "thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We "
+    "recommend you include thinking blocks from previous turns. To avoid this requirement, "
+    "disable `thinking`. Please consult our documentation at "
+    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+)
+
+
+def _check_thinking(body: Mapping[str, Any], messages: list[dict[str, Any]]) -> None:
+    """Anthropic's rule under extended thinking, as Bedrock passes it on: the last
+    assistant turn, when it used tools, must open with its (signed) reasoning. A client
+    that drops the reasoning between tool turns fails here as it would on Bedrock."""
+    fields = body.get("additionalModelRequestFields")
+    thinking = fields.get("thinking") if isinstance(fields, dict) else None
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+        return
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if message["role"] != "assistant":
+            continue
+        content = message["content"]
+        if not any("toolUse" in block for block in content):
+            return
+        first = content[0]
+        if "reasoningContent" not in first:
+            found = "tool_use" if "toolUse" in first else "text"
+            raise ServiceError(
+                "ValidationException", _THINKING_FIRST.format(index=index, found=found)
+            )
+        text = first["reasoningContent"].get("reasoningText")
+        if isinstance(text, dict) and not text.get("signature"):
+            raise ServiceError(
+                "ValidationException",
+                f"messages.{index}.content.0.thinking.signature: Field required",
+            )
+        return
+
+
 def read_conversation(body: Mapping[str, Any]) -> Conversation:
     """Validate a parsed Converse body and extract what the answer is built from.
 
     Raises `ServiceError` (ValidationException) with a message in Bedrock's words for the
     mistakes Bedrock itself rejects: no messages, not starting with a user, roles not
-    alternating, empty content.
+    alternating, empty content, a tool turn under thinking without its signed reasoning.
     """
     messages = _check_messages(body.get("messages"))
+    _check_thinking(body, messages)
     system = body.get("system")
     chars = _text_chars(system) + _text_chars(messages)
 

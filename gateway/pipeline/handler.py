@@ -112,7 +112,7 @@ class SurfaceEndpoint:
             ctx.error_type = error_type_of(error)
             if not response_started:
                 await _send_error(
-                    send_wrapper, error, surface.error_body(error), _status(surface, error)
+                    send_wrapper, error, surface.error_body(error), surface.error_status(error)
                 )
         except ClientDisconnect:
             # The client hung up (while sending its body, or while we waited for Bedrock):
@@ -127,20 +127,16 @@ class SurfaceEndpoint:
             if not response_started:
                 internal = InternalError("The gateway failed to handle the request.")
                 await _send_error(
-                    send_wrapper, internal, surface.error_body(internal), _status(surface, internal)
+                    send_wrapper,
+                    internal,
+                    surface.error_body(internal),
+                    surface.error_status(internal),
                 )
         finally:
             if slot is not None:
                 slot.release()
             ctx.latency_ms = round((time.perf_counter() - ctx.started) * 1000, 3)
             finish(gateway, ctx)
-
-
-def _status(surface: Surface, error: GatewayError) -> int:
-    """The status in the surface's API: `error.status`, unless the surface maps it (the
-    Anthropic surfaces answer "overloaded" with Anthropic's own 529)."""
-    error_status = getattr(surface, "error_status", None)
-    return int(error_status(error)) if error_status is not None else error.status
 
 
 async def _send_error(send: Send, error: GatewayError, body: bytes, status: int) -> None:

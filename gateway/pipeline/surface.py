@@ -3,9 +3,10 @@
 A surface supplies only what differs between APIs: its request model and how to read it
 (`parse`), the pure checks and translation that must pass before anything is charged
 (`prepare`), how to call Bedrock and answer once admitted (`respond`), and its error shape
-(`error_body`). Everything else (who is calling, which model that is, whether the caller
-may spend, retries and fallbacks, pricing, the ledger, metrics, the access log) is the
-pipeline's, and runs for every surface in the same order (`gateway.pipeline.handler`).
+(`error_body`, `error_status`). Everything else (who is calling, which model that is,
+whether the caller may spend, retries and fallbacks, pricing, the ledger, metrics, the
+access log) is the pipeline's, and runs for every surface in the same order
+(`gateway.pipeline.handler`).
 
 A surface cannot skip a stage because it never holds what a stage guards: `respond` gets
 Bedrock only through the `Upstream` the pipeline builds after admission, and the ledger
@@ -60,6 +61,11 @@ class Surface(Protocol):
 
     def error_body(self, error: GatewayError) -> bytes:
         """`error` in the surface's own JSON error shape."""
+        ...
+
+    def error_status(self, error: GatewayError) -> int:
+        """The HTTP status of `error` in the surface's API (`error.status`, unless the API
+        has its own: Anthropic answers "overloaded" with 529)."""
         ...
 
     def parse(self, body: dict[str, Any], ctx: RequestContext) -> Parsed:

@@ -74,6 +74,9 @@ class ChatCompletions:
     def error_body(self, error: GatewayError) -> bytes:
         return error_body(error)
 
+    def error_status(self, error: GatewayError) -> int:
+        return error.status
+
     def parse(self, body: dict[str, Any], ctx: RequestContext) -> Parsed:
         chat = validate(ChatCompletionRequest, body)
         return Parsed(

@@ -61,6 +61,9 @@ class Embeddings:
     def error_body(self, error: GatewayError) -> bytes:
         return error_body(error)
 
+    def error_status(self, error: GatewayError) -> int:
+        return error.status
+
     def parse(self, body: dict[str, Any], ctx: RequestContext) -> Parsed:
         req = validate(EmbeddingRequest, body)
         extras = req.model_extra or {}

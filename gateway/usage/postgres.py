@@ -27,6 +27,8 @@ from typing import Any
 
 import asyncpg
 
+from gateway.responses import store as responses_store
+from gateway.responses.store import StoredResponse
 from gateway.usage.money import as_utc, quantize_cost
 from gateway.usage.record import RECORD_FIELDS, UsageRecord
 from gateway.usage.store import aggregate_rows, aggregate_sql, validate_group_by
@@ -89,6 +91,7 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "ALTER TABLE usage_records ADD COLUMN cache_write_1h_tokens BIGINT NOT NULL DEFAULT 0",
         ),
     ),
+    responses_store.POSTGRES_MIGRATION,
 )
 
 _INSERT = "INSERT INTO usage_records ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING".format(
@@ -211,6 +214,25 @@ class PostgresUsageStore:
             f"SELECT SUM(cost_usd) FROM usage_records{where}", *params
         )
         return quantize_cost(total if total is not None else Decimal(0))
+
+    # -- stored responses (`gateway.responses.store` has the SQL and the reasons) ---------
+
+    async def reasoning_key(self) -> bytes:
+        return await responses_store.pg_secret(self._open_pool())
+
+    async def put_response(self, stored: StoredResponse) -> None:
+        await responses_store.pg_put(self._open_pool(), stored)
+
+    async def get_response(
+        self, response_id: str, *, key_id: str, now: datetime
+    ) -> StoredResponse | None:
+        return await responses_store.pg_get(self._open_pool(), response_id, key_id, now)
+
+    async def delete_response(self, response_id: str, *, key_id: str) -> bool:
+        return await responses_store.pg_delete(self._open_pool(), response_id, key_id)
+
+    async def purge_responses(self, *, now: datetime) -> int:
+        return await responses_store.pg_purge(self._open_pool(), now)
 
     def _open_pool(self) -> Any:
         if self._pool is None:

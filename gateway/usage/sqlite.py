@@ -28,6 +28,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.responses import store as responses_store
+from gateway.responses.store import StoredResponse
 from gateway.usage.money import as_utc, cost_from_units, cost_to_units
 from gateway.usage.record import RECORD_FIELDS, UsageRecord
 from gateway.usage.store import aggregate_rows, aggregate_sql, validate_group_by
@@ -87,6 +89,7 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "ALTER TABLE usage_records ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    responses_store.SQLITE_MIGRATION,
 )
 
 _COLUMNS = tuple("cost_e10" if name == "cost_usd" else name for name in RECORD_FIELDS)
@@ -224,6 +227,27 @@ class SQLiteUsageStore:
         raw = await self._call(self._fetch_sync, sql, params)
         total = raw[0][0]
         return cost_from_units(total if total is not None else 0)
+
+    # -- stored responses (`gateway.responses.store` has the SQL and the reasons) ---------
+
+    async def reasoning_key(self) -> bytes:
+        return await self._call(responses_store.sqlite_secret, self._connection())
+
+    async def put_response(self, stored: StoredResponse) -> None:
+        await self._call(responses_store.sqlite_put, self._connection(), stored)
+
+    async def get_response(
+        self, response_id: str, *, key_id: str, now: datetime
+    ) -> StoredResponse | None:
+        conn = self._connection()
+        return await self._call(responses_store.sqlite_get, conn, response_id, key_id, now)
+
+    async def delete_response(self, response_id: str, *, key_id: str) -> bool:
+        conn = self._connection()
+        return await self._call(responses_store.sqlite_delete, conn, response_id, key_id)
+
+    async def purge_responses(self, *, now: datetime) -> int:
+        return await self._call(responses_store.sqlite_purge, self._connection(), now)
 
     # -- everything below runs on the worker thread --------------------------------------
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "BEDROCK_CONTENT",
     "OPENAI_CONTENT",
+    "RESPONSES_CONTENT",
     "LatencyResult",
     "StreamResult",
     "Target",
@@ -37,6 +38,7 @@ __all__ = [
 # The first streamed bytes that carry model text.
 OPENAI_CONTENT = re.compile(rb'"content":"[^"]')
 BEDROCK_CONTENT = re.compile(rb"contentBlockDelta")
+RESPONSES_CONTENT = re.compile(rb'"type":"response.output_text.delta"')
 
 
 def percentile(values: Sequence[float], p: float) -> float:

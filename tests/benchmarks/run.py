@@ -65,6 +65,7 @@ from tests.benchmarks.agent import agent_request, converse_body
 from tests.benchmarks.client import (
     BEDROCK_CONTENT,
     OPENAI_CONTENT,
+    RESPONSES_CONTENT,
     LatencyResult,
     StreamResult,
     Target,
@@ -520,6 +521,8 @@ class Bodies:
     converse_stream: Path
     agent: Path  # an agent-sized chat request (tests/benchmarks/agent.py)
     agent_converse: Path  # the Converse body the gateway makes of it
+    responses: Path
+    responses_stream: Path
 
     @classmethod
     def write(cls, workdir: Path, chunks: int) -> Bodies:
@@ -538,7 +541,22 @@ class Bodies:
                 "stream": True,
                 "stream_options": {"include_usage": True},
             },
-            # What the gateway sends Bedrock for the two requests above.
+            # The same two requests on the Responses API. `store: false`, as Codex sends it:
+            # the row compares the surfaces, not the stored-response write.
+            "responses": {
+                "model": MODEL_NAME,
+                "input": PROMPT,
+                "max_output_tokens": 256,
+                "store": False,
+            },
+            "responses_stream": {
+                "model": MODEL_NAME,
+                "input": stream_text,
+                "max_output_tokens": 256,
+                "store": False,
+                "stream": True,
+            },
+            # What the gateway sends Bedrock for the chat requests above.
             "converse": {
                 "messages": [{"role": "user", "content": [{"text": PROMPT}]}],
                 "inferenceConfig": {"maxTokens": 256},
@@ -664,13 +682,15 @@ def check_gateway_answers(port: int, bodies: Bodies) -> None:
 
 
 def metrics_count(port: int) -> float:
-    """gateway_requests_total for the chat route, summed over its label sets."""
+    """gateway_requests_total for the chat and Responses routes, summed over label sets."""
     status, body = http_request(f"http://{HOST}:{port}/metrics")
     if status != 200:
         return float("nan")
     total = 0.0
     for line in body.decode().splitlines():
-        if line.startswith("gateway_requests_total{") and "/v1/chat/completions" in line:
+        if line.startswith("gateway_requests_total{") and (
+            '"/v1/chat/completions"' in line or '"/v1/responses"' in line
+        ):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -697,6 +717,11 @@ class GatewayRun:
     nonstream_cpu: dict[str, float] = field(default_factory=dict)
     agent_cpu: dict[str, float] = field(default_factory=dict)
     stream_cpu: dict[str, float] = field(default_factory=dict)
+    # The Responses API, right after chat in the same run (1 worker only).
+    responses_nonstream: WrkResult | None = None
+    responses_stream: StreamResult | None = None
+    responses_nonstream_cpu: dict[str, float] = field(default_factory=dict)
+    responses_stream_cpu: dict[str, float] = field(default_factory=dict)
     rss_first_mb: float = float("nan")
     rss_last_mb: float = float("nan")
     rss_window_s: float = 0.0
@@ -720,11 +745,11 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
 
-def gateway_target(port: int, body: Path) -> Target:
+def gateway_target(port: int, body: Path, path: str = "/v1/chat/completions") -> Target:
     return Target(
         HOST,
         port,
-        "/v1/chat/completions",
+        path,
         body.read_bytes(),
         (("Authorization", f"Bearer {API_KEY}"),),
     )
@@ -806,6 +831,7 @@ def measure_gateway(
             say(f"gateway {workers}w: {run.stream.per_second:,.0f} streams/s")
 
             if workers == 1:
+                _measure_responses(settings, run, meter, port, bodies, auth)
                 say("gateway 1w: streaming, 1 at a time")
                 run.stream_single = run_async(
                     stream_load(
@@ -873,6 +899,38 @@ def measure_gateway(
             f"first: {errors_in_log[0][:300]}"
         )
     return run
+
+
+def _measure_responses(
+    settings: Settings,
+    run: GatewayRun,
+    meter: dict[str, Server],
+    port: int,
+    bodies: Bodies,
+    auth: str,
+) -> None:
+    """The Responses API under the same loads as chat, right after it, for the cost rows."""
+    url = f"http://{HOST}:{port}/v1/responses"
+    status, body = http_request(url, bodies.responses.read_bytes(), {"Authorization": auth})
+    if status != 200 or b'"output_text"' not in body:
+        raise RuntimeError(f"gateway: /v1/responses check failed: {status} {body[:500]!r}")
+    say("gateway 1w: Responses API, non-streaming")
+    with cpu_meter(meter) as run.responses_nonstream_cpu:
+        run.responses_nonstream = run_wrk(
+            settings, url, bodies.responses, authorization=auth, duration=settings.duration
+        )
+    run.answered += run.responses_nonstream.requests
+    say(f"gateway 1w: Responses API, streaming, {settings.stream_concurrency} concurrent")
+    with cpu_meter(meter) as run.responses_stream_cpu:
+        run.responses_stream = run_async(
+            stream_load(
+                gateway_target(port, bodies.responses_stream, "/v1/responses"),
+                concurrency=settings.stream_concurrency,
+                duration_s=settings.duration,
+                content=RESPONSES_CONTENT,
+            )
+        )
+    run.answered += run.responses_stream.streams
 
 
 async def _mixed_load(
@@ -1097,6 +1155,34 @@ def _cpu_row(
     return Row(label, "info", f"{per:,.0f} us ({busy}; emulator {emulator:.2f} cores)", "-", ratio)
 
 
+def _per(cpu: dict[str, float], count: int) -> float:
+    return cpu.get("gateway", 0.0) / max(count, 1) * 1e6
+
+
+def _responses_rows(run: GatewayRun) -> list[Row]:
+    """The Responses API's cost against chat's in the same run: within 10% (issue 16)."""
+    ns, st = run.responses_nonstream, run.responses_stream
+    if ns is None or st is None or run.nonstream is None or run.stream is None:
+        return []
+    rows = []
+    for label, cpu, count, chat_cpu, chat_count, errors in (
+        ("non-streaming", run.responses_nonstream_cpu, ns.requests, run.nonstream_cpu,
+         run.nonstream.requests, ns.errors),
+        ("streaming", run.responses_stream_cpu, st.streams, run.stream_cpu, run.stream.streams,
+         st.errors),
+    ):  # fmt: skip
+        mine, chat = _per(cpu, count), _per(chat_cpu, chat_count)
+        ratio = mine / chat if chat else float("nan")
+        rows.append(Row(
+            f"gateway 1w: Responses API CPU per {'request' if label == 'non-streaming' else 'stream'} ({label})",
+            "<= 1.10x chat",
+            f"{mine:,.0f} us ({errors} err)",
+            _verdict(ratio <= 1.10 and errors == 0),
+            f"{ratio:.2f}x chat ({chat:,.0f} us)",
+        ))  # fmt: skip
+    return rows
+
+
 def build_rows(settings: Settings, results: Results) -> list[Row]:
     rows: list[Row] = []
     emu = results.emulator
@@ -1205,6 +1291,7 @@ def build_rows(settings: Settings, results: Results) -> list[Row]:
             ))  # fmt: skip
         rows.append(_cpu_row(f"gateway {w}: CPU per stream", run.stream_cpu, st.streams,
                              st.seconds, None))  # fmt: skip
+        rows.extend(_responses_rows(run))
         if run.latency is not None:
             lat = run.latency
             (gw50, pt50, d50), (gw99, pt99, d99) = (

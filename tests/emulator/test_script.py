@@ -253,3 +253,55 @@ def test_word_pieces_rebuild_the_text(text: str) -> None:
     pieces = word_pieces(text)
     assert "".join(pieces) == text
     assert len(pieces) == max(1, len(text.split()))
+
+
+_THINKING = {
+    "additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+}
+_CALL = {"toolUse": {"toolUseId": "t1", "name": "calc", "input": {}}}
+_RESULT = {
+    "role": "user",
+    "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "4"}]}}],
+}
+_SIGNED = {"reasoningContent": {"reasoningText": {"text": "hm", "signature": "c2ln"}}}
+
+
+@pytest.mark.parametrize(
+    ("assistant", "fragment"),
+    [
+        (
+            [_CALL],
+            "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`",
+        ),
+        ([{"text": "Let me see."}, _CALL], "but found `text`"),
+        (
+            [{"reasoningContent": {"reasoningText": {"text": "hm"}}}, _CALL],
+            "thinking.signature: Field required",
+        ),
+    ],
+)
+def test_a_tool_turn_under_thinking_needs_its_signed_reasoning(
+    assistant: list[dict[str, Any]], fragment: str
+) -> None:
+    messages = [*user("a"), {"role": "assistant", "content": assistant}, _RESULT]
+    with pytest.raises(ServiceError) as caught:
+        parse_script({"messages": messages, **_THINKING})
+    assert caught.value.name == "ValidationException" and fragment in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "assistant",
+    [
+        [_SIGNED, _CALL],
+        [{"reasoningContent": {"redactedContent": "cmVk"}}, _CALL],
+        [{"text": "no tools, no rule"}],
+    ],
+)
+def test_signed_or_redacted_reasoning_first_passes(assistant: list[dict[str, Any]]) -> None:
+    messages = [*user("a"), {"role": "assistant", "content": assistant}, _RESULT]
+    assert parse_script({"messages": messages, **_THINKING}).reply.startswith("You said:")
+
+
+def test_without_thinking_the_rule_does_not_apply() -> None:
+    messages = [*user("a"), {"role": "assistant", "content": [_CALL]}, _RESULT]
+    assert parse_script({"messages": messages}).reply == "You said: 4"

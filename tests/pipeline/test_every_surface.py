@@ -65,6 +65,16 @@ def _chat(stream: bool) -> Callable[[str], dict[str, Any]]:
     return body
 
 
+def _responses(stream: bool) -> Callable[[str], dict[str, Any]]:
+    def body(model: str) -> dict[str, Any]:
+        data: dict[str, Any] = {"model": model, "input": script("hi", reply="Hello there!")}
+        if stream:
+            data["stream"] = True
+        return data
+
+    return body
+
+
 def _messages(stream: bool) -> Callable[[str], dict[str, Any]]:
     def body(model: str) -> dict[str, Any]:
         data = _chat(stream)(model)
@@ -77,6 +87,8 @@ def _messages(stream: bool) -> Callable[[str], dict[str, Any]]:
 ROUTES = [
     RouteCase("chat", "/v1/chat/completions", _chat(False), "claude-3-5-sonnet"),
     RouteCase("chat-stream", "/v1/chat/completions", _chat(True), "claude-3-5-sonnet", True),
+    RouteCase("responses", "/v1/responses", _responses(False), "claude-3-5-sonnet"),
+    RouteCase("responses-stream", "/v1/responses", _responses(True), "claude-3-5-sonnet", True),
     RouteCase(
         "embeddings",
         "/v1/embeddings",
@@ -264,5 +276,5 @@ def test_exactly_one_record_per_request_with_route_tokens_and_cost(
         assert (row["route"], row["stream"], row["key_id"]) == (case.route, case.stream, "app1")
         assert row["input_tokens"] > 0 and row["estimated"] == 0
         assert row["cost_e10"] > 0
-        if case.id.startswith("chat"):
+        if case.id.startswith(("chat", "responses")):
             assert row["output_tokens"] > 0

@@ -272,14 +272,14 @@ async def test_migrations_apply_once_and_reopening_keeps_the_data(backend: Backe
     second = await backend.open()
     (row,) = await second.query(group_by=["key_id"])
     assert row["requests"] == 1
-    assert await backend.versions() == [1, 2]
+    assert await backend.versions() == [1, 2, 3]
 
 
 async def test_gateways_starting_together_migrate_once(backend: Backend) -> None:
     stores = [backend.new() for _ in range(4)]
     backend.opened.extend(stores)
     await asyncio.gather(*(s.open() for s in stores))
-    assert await backend.versions() == [1, 2]
+    assert await backend.versions() == [1, 2, 3]
     for s in stores:
         await s.ping()
 
@@ -492,7 +492,7 @@ async def test_a_version_1_postgres_ledger_is_upgraded_in_place() -> None:
             assert row["service_tier"] is None
             assert row["cache_write_tokens"] == 7 and row["cache_write_1h_tokens"] == 0
             versions = await conn.fetch("SELECT version FROM usage_schema_version ORDER BY 1")
-            assert [v[0] for v in versions] == [1, 2]
+            assert [v[0] for v in versions] == [1, 2, 3]
         finally:
             await store.close()
     finally:

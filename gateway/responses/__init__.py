@@ -1,0 +1,1 @@
+"""Stored Responses API responses (`responses.store`), kept in the usage database."""
