@@ -204,8 +204,8 @@ def _parser() -> argparse.ArgumentParser:
         "--group-by",
         default="team,model",
         help=(
-            "comma list of key_id, team, user, end_user, model, route, status, day "
-            "(default team,model)"
+            "comma list of key_id, team, user, end_user, model, route, status, day, "
+            "service_tier (default team,model)"
         ),
     )
     usage.add_argument("--since", help="start, ISO 8601 date or time (UTC if no offset)")

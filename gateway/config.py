@@ -89,9 +89,36 @@ class BedrockConfig(_Strict):
     connect_timeout_s: PositiveFloat = 5
     read_timeout_s: PositiveFloat = 300
     retries: RetriesConfig = RetriesConfig()
-    # Not in the contract: "gateway" sends aiobotocore's signed requests over our own
-    # HTTP/1.1 pool (`gateway.transport`); "aiohttp" keeps aiobotocore's default session.
-    http_client: Literal["gateway", "aiohttp"] = "gateway"
+    # Stamp key_id, team and user into Converse `requestMetadata`, so that Bedrock's own
+    # invocation logs attribute calls that all share the gateway's AWS role.
+    request_metadata: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        # Refused by name rather than by the generic "unknown key": an operator upgrading
+        # must learn that the switch is gone and what replaced it, not hunt for a typo.
+        if isinstance(data, Mapping) and "http_client" in data:
+            raise ValueError(
+                "bedrock.http_client was removed: the gateway always uses aiobotocore's "
+                "aiohttp session now (tuned by max_connections, connect_timeout_s and "
+                "read_timeout_s). Delete the key; see docs/operations/upgrading.md."
+            )
+        return data
+
+
+# Bedrock's service tiers a model can be configured to accept (Converse `serviceTier`).
+Tier = Literal["default", "flex", "priority"]
+
+
+class TierPricing(_Strict):
+    """One tier's prices, USD per 1,000 tokens; unset fields fall back to the model's."""
+
+    input_per_1k: Price | None = None
+    output_per_1k: Price | None = None
+    cache_read_per_1k: Price | None = None
+    cache_write_per_1k: Price | None = None
+    cache_write_1h_per_1k: Price | None = None
 
 
 class PricingConfig(_Strict):
@@ -100,7 +127,10 @@ class PricingConfig(_Strict):
     input_per_1k: Price | None = None
     output_per_1k: Price | None = None
     cache_read_per_1k: Price | None = None
-    cache_write_per_1k: Price | None = None
+    cache_write_per_1k: Price | None = None  # 5-minute cache writes
+    cache_write_1h_per_1k: Price | None = None  # 1-hour cache writes
+    # Prices of the flex and priority service tiers; a field left out keeps the default price.
+    tiers: dict[Tier, TierPricing] = Field(default_factory=dict)
 
 
 Effort = Literal["low", "medium", "high"]
@@ -112,7 +142,15 @@ def _default_budgets() -> dict[Effort, int]:
 
 class ReasoningConfig(_Strict):
     supported: bool = False
+    # budget: thinking with `budget_tokens` from `budgets`; adaptive: the model decides how
+    # much to think, `reasoning_effort` becomes Converse `outputConfig.effort` (Claude Opus
+    # 4.7 and later refuse budget_tokens).
+    mode: Literal["budget", "adaptive"] = "budget"
     budgets: dict[Effort, PositiveInt] = Field(default_factory=_default_budgets)
+
+
+def _default_tiers() -> list[Tier]:
+    return ["default"]
 
 
 class ModelConfig(_Strict):
@@ -126,6 +164,11 @@ class ModelConfig(_Strict):
     reasoning: ReasoningConfig = ReasoningConfig()
     auto_cache_system: bool = False
     ttft_timeout_s: PositiveFloat | None = None
+    # native: Converse outputConfig.textFormat json_schema (and toolSpec.strict);
+    # tool: a forced tool stands for response_format (works on every tool-capable model).
+    structured_output: Literal["native", "tool"] = "tool"
+    # The tiers this model accepts; a request for another is a 400 naming service_tier.
+    service_tiers: list[Tier] = Field(default_factory=_default_tiers)
 
 
 class ImagesConfig(_Strict):
@@ -334,90 +377,22 @@ class GatewayConfig(_Strict):
 
 
 # The catalogue used when there is no config file at all, so that `bedrock-gateway serve`
-# answers for the common models without any set-up. Ids are the public Bedrock model ids;
-# the US cross-region profiles are used where AWS only serves newer Claude models that way.
-_DEFAULT_MODELS: list[dict[str, Any]] = [
-    # Claude: the names Claude Code and the Anthropic SDKs send (short and dated ids) are
-    # aliases, so `/v1/messages` and `/v1/chat/completions` resolve them alike.
-    {
-        "name": "claude-3-5-haiku",
-        "bedrock_id": "anthropic.claude-3-5-haiku-20241022-v1:0",
-        "aliases": ["claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"],
-    },
-    {"name": "claude-3-5-sonnet", "bedrock_id": "anthropic.claude-3-5-sonnet-20240620-v1:0"},
-    {
-        "name": "claude-3-7-sonnet",
-        "bedrock_id": "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
-        "aliases": ["claude-3-7-sonnet-20250219", "claude-3-7-sonnet-latest"],
-        "reasoning": {"supported": True},
-    },
-    {
-        "name": "claude-sonnet-4",
-        "bedrock_id": "us.anthropic.claude-sonnet-4-20250514-v1:0",
-        "aliases": ["claude-sonnet-4-20250514", "claude-sonnet-4-0"],
-        "reasoning": {"supported": True},
-    },
-    {
-        "name": "claude-opus-4",
-        "bedrock_id": "us.anthropic.claude-opus-4-20250514-v1:0",
-        "aliases": ["claude-opus-4-20250514", "claude-opus-4-0"],
-        "reasoning": {"supported": True},
-    },
-    {
-        "name": "claude-opus-4-1",
-        "bedrock_id": "us.anthropic.claude-opus-4-1-20250805-v1:0",
-        "aliases": ["claude-opus-4-1-20250805"],
-        "reasoning": {"supported": True},
-    },
-    {
-        "name": "claude-sonnet-4-5",
-        "bedrock_id": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-        "aliases": ["claude-sonnet-4-5-20250929"],
-        "reasoning": {"supported": True},
-    },
-    {
-        "name": "claude-haiku-4-5",
-        "bedrock_id": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
-        "aliases": ["claude-haiku-4-5-20251001"],
-        "reasoning": {"supported": True},
-    },
-    {
-        "name": "claude-opus-4-5",
-        "bedrock_id": "global.anthropic.claude-opus-4-5-20251101-v1:0",
-        "aliases": ["claude-opus-4-5-20251101"],
-        "reasoning": {"supported": True},
-    },
-    {"name": "nova-micro", "bedrock_id": "amazon.nova-micro-v1:0"},
-    {"name": "nova-lite", "bedrock_id": "amazon.nova-lite-v1:0"},
-    {"name": "nova-pro", "bedrock_id": "amazon.nova-pro-v1:0"},
-    {"name": "llama3-1-70b", "bedrock_id": "meta.llama3-1-70b-instruct-v1:0"},
-    {"name": "mistral-large", "bedrock_id": "mistral.mistral-large-2407-v1:0"},
-    {
-        "name": "titan-embed-text-v2",
-        "bedrock_id": "amazon.titan-embed-text-v2:0",
-        "kind": "embedding",
-    },
-    {
-        "name": "titan-embed-text-v1",
-        "bedrock_id": "amazon.titan-embed-text-v1",
-        "kind": "embedding",
-    },
-    {
-        "name": "cohere-embed-english-v3",
-        "bedrock_id": "cohere.embed-english-v3",
-        "kind": "embedding",
-    },
-    {
-        "name": "cohere-embed-multilingual-v3",
-        "bedrock_id": "cohere.embed-multilingual-v3",
-        "kind": "embedding",
-    },
-]
+# answers for the common models without any set-up: `default_models.yaml`, next to this
+# module (data, with the source of every price, rather than a long Python literal).
+_DEFAULT_MODELS_FILE = Path(__file__).with_name("default_models.yaml")
+
+
+def default_models() -> list[dict[str, Any]]:
+    """The embedded catalogue, as config data (`default_models.yaml`)."""
+    models: list[dict[str, Any]] = yaml.safe_load(_DEFAULT_MODELS_FILE.read_text(encoding="utf-8"))[
+        "models"
+    ]
+    return models
 
 
 def default_config() -> GatewayConfig:
     """The embedded defaults: used when no config file exists at all."""
-    return GatewayConfig.model_validate({"models": _DEFAULT_MODELS})
+    return GatewayConfig.model_validate({"models": default_models()})
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -506,7 +481,7 @@ def parse_config(text: str, env: Mapping[str, str], *, source: str) -> GatewayCo
         # A file that does not mention `models` gets the embedded catalogue, as no file at
         # all does; it used to get no models, and every call a silent 404 (issue 19, item
         # 17). `models: []` still means none (the start-up log says so).
-        data = {**data, "models": _DEFAULT_MODELS}
+        data = {**data, "models": default_models()}
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:

@@ -132,7 +132,7 @@ def configure_logging(config: LoggingConfig) -> None:
     # Our middleware writes the access line; uvicorn's would be a second, poorer one.
     logging.getLogger("uvicorn.access").disabled = True
     # botocore logs request details at debug; never let them out, even at debug level.
-    for noisy in ("botocore", "aiobotocore", "aioboto3", "urllib3"):
+    for noisy in ("botocore", "aiobotocore", "urllib3"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -72,7 +72,7 @@ def _under(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 IMPURE = (
-    "aioboto3", "aiobotocore", "asyncio", "botocore", "datetime", "httpx", "logging", "os",
+    "aiobotocore", "asyncio", "botocore", "datetime", "httpx", "logging", "os",
     "prometheus_client", "random", "socket", "starlette", "time", "uuid", "asyncpg", "redis",
 )  # fmt: skip
 
@@ -128,19 +128,15 @@ RULES = (
     Rule(
         "only gateway.bedrock talks to AWS (aiobotocore)",
         tuple(sorted({f"gateway.{n.split('.')[1]}" for n in MODULES if n.count(".") >= 1})),
-        ("aioboto3", "aiobotocore"),
-        # gateway.transport: our own HTTP session under aiobotocore, on its way out (issue 15).
+        ("aiobotocore",),
         except_for=tuple(
-            n
-            for n in MODULES
-            if n.startswith(("gateway.bedrock", "gateway.emulator", "gateway.transport"))
+            n for n in MODULES if n.startswith(("gateway.bedrock", "gateway.emulator"))
         ),
     ),
     Rule(
         "a surface reaches Bedrock, limits, the ledger and metrics only through the pipeline",
         ("gateway.surfaces",),
         (
-            "aioboto3",
             "aiobotocore",
             "gateway.bedrock.retries",
             "gateway.limits",

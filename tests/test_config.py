@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,54 @@ def test_example_config_is_valid() -> None:
     assert "claude-3-5-sonnet" in names
     # Quick start step 3 pastes a `keys new --id app1` entry into a copy: no clash.
     assert [key.id for key in config.auth.keys] == ["example"]
+
+
+@pytest.mark.parametrize("value", ["gateway", "aiohttp"])
+def test_the_removed_http_client_key_is_refused_with_what_to_do(value: str) -> None:
+    text = f"bedrock:\n  region: us-east-1\n  http_client: {value}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, {}, source="c.yaml")
+    message = str(info.value)
+    assert message.startswith("c.yaml: invalid config")
+    assert "bedrock.http_client was removed" in message
+    assert "aiohttp session" in message and "docs/operations/upgrading.md" in message
+
+
+def test_the_2026_model_keys_load() -> None:
+    text = """
+models:
+  - name: claude-opus-4-7
+    bedrock_id: global.anthropic.claude-opus-4-7
+    reasoning: {supported: true, mode: adaptive}
+    structured_output: native
+    service_tiers: [default, flex, priority]
+    pricing:
+      input_per_1k: 0.005
+      cache_write_1h_per_1k: 0.01
+      tiers: {flex: {input_per_1k: 0.0025}, priority: {output_per_1k: 0.04375}}
+bedrock: {request_metadata: true}
+"""
+    config = parse_config(text, {}, source="c.yaml")
+    (model,) = config.models
+    assert model.reasoning.mode == "adaptive"
+    assert model.structured_output == "native"
+    assert model.service_tiers == ["default", "flex", "priority"]
+    assert model.pricing is not None
+    assert str(model.pricing.cache_write_1h_per_1k) == "0.01"
+    assert str(model.pricing.tiers["flex"].input_per_1k) == "0.0025"
+    assert config.bedrock.request_metadata is True
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        ("service_tiers: [turbo]", "models[0].service_tiers[0]"),
+        ("structured_output: grammar", "models[0].structured_output"),
+        ("reasoning: {mode: vibes}", "models[0].reasoning.mode"),
+        ("pricing: {tiers: {reserved: {input_per_1k: 1}}}", "models[0].pricing.tiers"),
+    ],
+)
+def test_bad_2026_model_keys_are_refused_by_path(line: str, where: str) -> None:
+    text = f"models:\n  - name: m\n    bedrock_id: x.y\n    {line}\n"
+    with pytest.raises(ConfigError, match=re.escape(where)):
+        parse_config(text, {}, source="c.yaml")

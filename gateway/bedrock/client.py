@@ -1,6 +1,6 @@
 """The only module that talks to Bedrock: a small protocol and its aiobotocore implementation.
 
-Handlers depend on the `BedrockClient` protocol, never on aioboto3, so fast tests can inject
+Handlers depend on the `BedrockClient` protocol, never on aiobotocore, so fast tests can inject
 a fake and the rest of the gateway never sees botocore exceptions: every failure arrives as
 a `BedrockError` carrying the Bedrock exception name (`ThrottlingException`, ...) or one of
 our own names for transport failures (`ConnectionError`, `ConnectTimeout`, `ReadTimeout`).
@@ -21,12 +21,11 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aioboto3
 import aiobotocore
 import aiohttp
 import botocore
 from aiobotocore.config import AioConfig
-from aiobotocore.httpsession import AIOHTTPSession
+from aiobotocore.session import AioSession
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
@@ -41,7 +40,6 @@ from botocore.exceptions import (
 import gateway
 from gateway.config import BedrockConfig
 from gateway.translate.shared.errors import access_denied_detail
-from gateway.transport import BedrockHTTPSession
 
 __all__ = [
     "AioBedrockClient",
@@ -50,9 +48,15 @@ __all__ = [
     "BedrockStream",
     "InvokeResult",
     "StaticCredentials",
+    "aio_config",
 ]
 
 logger = logging.getLogger("gateway.bedrock")
+
+# How long an idle pooled connection is kept for reuse. Bedrock's front end closes idle
+# keep-alive connections after about 20 s; closing ours first means a reused connection is
+# almost never one the server is closing at that very moment (which costs a retry).
+KEEPALIVE_S = 12.0
 
 
 class BedrockError(Exception):
@@ -163,6 +167,22 @@ _TRANSPORT_ERRORS = (
 )
 
 
+def _closed_under(exc: asyncio.CancelledError) -> BedrockError:
+    """A CancelledError that did not cancel us: the client was closed mid-call.
+
+    aiohttp cancels the calls queued for a pooled connection when its session closes (at
+    shutdown or a config reload). That cancellation is not the caller's own (its task is
+    not being cancelled), so it must surface as a failed call, not as a CancelledError
+    that would silently end the request's task.
+    """
+    return BedrockError("ConnectionError", "the Bedrock client was closed during the call")
+
+
+def _cancelled_by_caller() -> bool:
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
 class _AioStream:
     """Wraps botocore's event stream: typed errors, and `aclose()` that drops the connection.
 
@@ -194,6 +214,44 @@ def _user_agent() -> str:
     )
 
 
+def aio_config(config: BedrockConfig) -> AioConfig:
+    """aiobotocore's aiohttp session, tuned from `bedrock.*`: pool, keep-alive, timeouts."""
+    return AioConfig(
+        # One pool per client (so per region), shared by every request of this worker.
+        max_pool_connections=config.max_connections,
+        connect_timeout=config.connect_timeout_s,
+        # The longest silence while reading an answer, not the longest answer: a stream
+        # that keeps sending is never cut.
+        read_timeout=config.read_timeout_s,
+        connector_args={
+            "keepalive_timeout": KEEPALIVE_S,
+            # Bedrock endpoints resolve to a few addresses that rarely change; the resolver
+            # cache keeps a DNS lookup off every new connection without pinning one forever.
+            "use_dns_cache": True,
+            "ttl_dns_cache": 60,
+        },
+        # One attempt per call: `gateway.bedrock.retries` retries (bounded, jittered, before the
+        # first byte only) and falls back; botocore's own backoff would stack on top of
+        # it and cannot see fallbacks. The mode still selects botocore's behaviour.
+        retries={"mode": config.retries.mode, "total_max_attempts": 1},
+        # SO_KEEPALIVE on every connection: a stream that waits minutes for a long answer
+        # notices a peer that vanished (NAT, load balancer) instead of hanging until the
+        # read timeout.
+        tcp_keepalive=True,
+        # botocore's client-side check of every request against the service model costs
+        # ~15 us for one short message and ~150 us for a 20-turn chat, on every call. Our
+        # requests are built by `gateway.translate` from validated input, and Bedrock
+        # validates again on its side: a mistake of ours still comes back as Bedrock's
+        # ValidationException (a 400 with Bedrock's message) instead of a client-side
+        # ParamValidationError, which nothing here catches (it would be a 500).
+        parameter_validation=False,
+        # A fixed User-Agent, built once. botocore otherwise rebuilds and sanitises its
+        # default one twice per call (~10% of a Converse call's client CPU in profiles),
+        # and this one tells an operator reading CloudTrail that the gateway called.
+        user_agent=_user_agent(),
+    )
+
+
 class AioBedrockClient:
     """`BedrockClient` over one long-lived aiobotocore client per region.
 
@@ -219,42 +277,17 @@ class AioBedrockClient:
         # Session() reads ~/.aws/config and credential files synchronously: keep that off the
         # event loop. Credential refresh afterwards is aiobotocore's own async code.
         session = await asyncio.to_thread(self._new_session)
-        self._default_region = self._config.region or session.region_name
-        aio_config = AioConfig(
-            max_pool_connections=self._config.max_connections,
-            connect_timeout=self._config.connect_timeout_s,
-            read_timeout=self._config.read_timeout_s,
-            # One attempt per call: `gateway.bedrock.retries` retries (bounded, jittered, before the
-            # first byte only) and falls back; botocore's own backoff would stack on top of
-            # it and cannot see fallbacks. The mode still selects botocore's behaviour.
-            retries={"mode": self._config.retries.mode, "total_max_attempts": 1},
-            tcp_keepalive=True,
-            # botocore's client-side check of every request against the service model costs
-            # ~15 us for one short message and ~150 us for a 20-turn chat, on every call. Our
-            # requests are built by `gateway.translate` from validated input, and Bedrock
-            # validates again on its side: a mistake of ours still comes back as Bedrock's
-            # ValidationException (a 400 with Bedrock's message) instead of a client-side
-            # ParamValidationError, which nothing here catches (it would be a 500).
-            parameter_validation=False,
-            # A fixed User-Agent, built once. botocore otherwise rebuilds and sanitises its
-            # default one twice per call (~10% of a Converse call's client CPU in profiles),
-            # and this one tells an operator reading CloudTrail that the gateway called.
-            user_agent=_user_agent(),
-            # Our HTTP/1.1 pool under aiobotocore's signing and parsing: a quarter less CPU
-            # per call than its aiohttp session (`gateway.transport` says why and how).
-            http_session_cls=(
-                BedrockHTTPSession if self._config.http_client == "gateway" else AIOHTTPSession
-            ),
-        )
+        self._default_region = self._config.region or session.get_config_variable("region")
+        tuned = aio_config(self._config)
         regions = {r or self._default_region for r in self._wanted_regions}
         try:
             for region in sorted(r or "" for r in regions):
                 client = await self._stack.enter_async_context(
-                    session.client(
+                    session.create_client(
                         "bedrock-runtime",
                         region_name=region or None,
                         endpoint_url=self._config.endpoint_url,
-                        config=aio_config,
+                        config=tuned,
                     )
                 )
                 self._clients[region or None] = client
@@ -272,13 +305,12 @@ class AioBedrockClient:
             or os.environ.get("AWS_DEFAULT_REGION")
             or None
         )
+        session = AioSession()
+        if region:
+            session.set_config_variable("region", region)
         if self._credentials is not None:
-            return aioboto3.Session(
-                aws_access_key_id=self._credentials.access_key,
-                aws_secret_access_key=self._credentials.secret_key,
-                region_name=region,
-            )
-        return aioboto3.Session(region_name=region)
+            session.set_credentials(self._credentials.access_key, self._credentials.secret_key)
+        return session
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
@@ -305,6 +337,10 @@ class AioBedrockClient:
             response: dict[str, Any] = await client.converse(modelId=model_id, **request)
         except _TRANSPORT_ERRORS as exc:
             raise _bedrock_error(exc, model_id) from exc
+        except asyncio.CancelledError as exc:
+            if _cancelled_by_caller():
+                raise
+            raise _closed_under(exc) from exc
         return response
 
     async def converse_stream(
@@ -315,6 +351,10 @@ class AioBedrockClient:
             response = await client.converse_stream(modelId=model_id, **request)
         except _TRANSPORT_ERRORS as exc:
             raise _bedrock_error(exc, model_id) from exc
+        except asyncio.CancelledError as exc:
+            if _cancelled_by_caller():
+                raise
+            raise _closed_under(exc) from exc
         return _AioStream(response["stream"], model_id)
 
     async def invoke_model(
@@ -332,6 +372,10 @@ class AioBedrockClient:
                 data: bytes = await stream.read()
         except _TRANSPORT_ERRORS as exc:
             raise _bedrock_error(exc, model_id) from exc
+        except asyncio.CancelledError as exc:
+            if _cancelled_by_caller():
+                raise
+            raise _closed_under(exc) from exc
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         return InvokeResult(data, headers.get("x-amzn-bedrock-input-token-count"))
 

@@ -89,12 +89,15 @@ def converse_response(script: Script, latency: int) -> dict[str, Any]:
         content.append({"text": script.reply})
     for call in script.tool_calls:
         content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": call.input}})
-    return {
+    body: dict[str, Any] = {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": script.stop_reason,
         "usage": script.usage.to_wire(),
         "metrics": {"latencyMs": latency},
     }
+    if script.service_tier is not None:
+        body["serviceTier"] = {"type": script.service_tier}
+    return body
 
 
 def stream_events(script: Script) -> list[Event]:
@@ -129,6 +132,8 @@ def stream_events(script: Script) -> list[Event]:
     if not script.omit_metadata:
         latency = latency_ms(script, len(events) + 1)
         metadata = {"usage": script.usage.to_wire(), "metrics": {"latencyMs": latency}}
+        if script.service_tier is not None:
+            metadata["serviceTier"] = {"type": script.service_tier}
         events.append(("metadata", metadata))
     for position, (_, payload) in enumerate(events):
         payload["p"] = _padding(position)

@@ -63,6 +63,7 @@ class Usage:
     output_tokens: int
     cache_read_input_tokens: int | None = None
     cache_write_input_tokens: int | None = None
+    cache_write_ttl: str = "5m"  # the lifetime `cacheDetails` reports the writes under
 
     @property
     def total_tokens(self) -> int:
@@ -74,14 +75,22 @@ class Usage:
             + (self.cache_write_input_tokens or 0)
         )
 
-    def to_wire(self) -> dict[str, int]:
+    def to_wire(self) -> dict[str, Any]:
         """The `usage` object of a Converse body or a metadata event."""
-        wire = {"inputTokens": self.input_tokens, "outputTokens": self.output_tokens}
+        wire: dict[str, Any] = {
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+        }
         if self.cache_read_input_tokens is not None:
             wire["cacheReadInputTokens"] = self.cache_read_input_tokens
         if self.cache_write_input_tokens is not None:
             wire["cacheWriteInputTokens"] = self.cache_write_input_tokens
         wire["totalTokens"] = self.total_tokens
+        if self.cache_write_input_tokens:
+            # Bedrock splits cache writes by lifetime (captured: [{inputTokens, ttl "5m"}]).
+            wire["cacheDetails"] = [
+                {"inputTokens": self.cache_write_input_tokens, "ttl": self.cache_write_ttl}
+            ]
         return wire
 
 
@@ -102,6 +111,7 @@ class Script:
     disconnect_after: int | None = None
     omit_metadata: bool = False
     latency_ms: int | None = None
+    service_tier: str | None = None  # echoed as `serviceTier` when the request asked for one
 
 
 @dataclass(frozen=True, slots=True)

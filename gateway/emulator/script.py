@@ -22,6 +22,7 @@ from typing import Any
 
 from gateway.emulator.conversation import Conversation, read_conversation
 from gateway.emulator.errors import BEDROCK_ERRORS, STREAM_EXCEPTIONS, ServiceError
+from gateway.emulator.features import Features, read_features, schema_sample
 from gateway.emulator.plan import (
     Fault,
     InvokeScript,
@@ -48,13 +49,14 @@ KEYS = frozenset(
     {
         "reply", "chunks", "delay_ms", "first_token_delay_ms", "usage", "stop_reason",
         "tool_calls", "reasoning", "error", "stream_error", "disconnect_after",
-        "omit_metadata", "fail_times", "key", "latency_ms",
+        "omit_metadata", "fail_times", "key", "latency_ms", "echo",
     }
 )  # fmt: skip
 INVOKE_KEYS = frozenset({"error", "fail_times", "key", "delay_ms"})
 STOP_REASONS = (
     "end_turn", "tool_use", "max_tokens", "stop_sequence", "guardrail_intervened",
-    "content_filtered", "model_context_window_exceeded",
+    "content_filtered", "malformed_model_output", "malformed_tool_use",
+    "model_context_window_exceeded",
 )  # fmt: skip
 _USAGE_KEYS = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
 MAX_DELAY_MS = 600_000
@@ -94,8 +96,14 @@ def parse_script(
     and `ScriptError`, a ValidationException too, when the directive is wrong.
     """
     conversation = read_conversation(request_body)
+    features = read_features(request_body)
     raw = {**(defaults or {}), **_load_directive(conversation.directive)}
-    return _build(raw, conversation)
+    if "echo" in raw:
+        # The reply is what the request carried in one top-level field, as compact JSON
+        # (null when absent): how a full-path test sees what the gateway sent Bedrock.
+        field = _text(raw.pop("echo"), "'echo'", empty=False)
+        raw.setdefault("reply", json.dumps(request_body.get(field), separators=(",", ":")))
+    return _build(raw, conversation, features)
 
 
 def parse_invoke_script(
@@ -261,6 +269,7 @@ def _usage(
     reply: str,
     reasoning: tuple[Reasoning, ...],
     tool_calls: tuple[ToolCall, ...],
+    cache_ttl: str,
 ) -> Usage:
     spec = _object({} if value is None else value, "'usage'")
     if "totalTokens" in spec:
@@ -279,10 +288,11 @@ def _usage(
         output_tokens,
         _int(spec, "cacheReadInputTokens"),
         _int(spec, "cacheWriteInputTokens"),
+        cache_ttl,
     )
 
 
-def _build(raw: Mapping[str, Any], conversation: Conversation) -> Script:
+def _build(raw: Mapping[str, Any], conversation: Conversation, features: Features) -> Script:
     _only(raw, KEYS, "@emulator")
     tool_calls = _tool_calls(raw.get("tool_calls"))
     if not tool_calls and "reply" not in raw and conversation.forced_tool is not None:
@@ -292,6 +302,10 @@ def _build(raw: Mapping[str, Any], conversation: Conversation) -> Script:
     reasoning = _reasoning(raw.get("reasoning"))
     if "reply" in raw:
         reply = _text(raw["reply"], "'reply'")
+    elif features.json_schema is not None and not tool_calls:
+        # Native structured output: the answer is JSON that fits the requested schema.
+        sample = schema_sample(features.json_schema)
+        reply = json.dumps(sample, separators=(",", ":"), ensure_ascii=False)
     else:
         reply = "" if tool_calls else default_reply(conversation.last_user_text)
     stop_reason = "tool_use" if tool_calls else "end_turn"
@@ -312,7 +326,9 @@ def _build(raw: Mapping[str, Any], conversation: Conversation) -> Script:
         chunks=_int(raw, "chunks", minimum=1),
         delay_ms=_number(raw, "delay_ms"),
         first_token_delay_ms=_number(raw, "first_token_delay_ms"),
-        usage=_usage(raw.get("usage"), conversation, reply, reasoning, tool_calls),
+        usage=_usage(
+            raw.get("usage"), conversation, reply, reasoning, tool_calls, features.cache_ttl
+        ),
         stop_reason=stop_reason,
         tool_calls=tool_calls,
         reasoning=reasoning,
@@ -321,4 +337,5 @@ def _build(raw: Mapping[str, Any], conversation: Conversation) -> Script:
         disconnect_after=_int(raw, "disconnect_after"),
         omit_metadata=omit_metadata,
         latency_ms=_int(raw, "latency_ms"),
+        service_tier=features.service_tier,
     )

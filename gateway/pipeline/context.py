@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.usage.record import UsageRecord
+from gateway.usage.record import UsageRecord, cache_write_1h_tokens
 
 if TYPE_CHECKING:
     from gateway.bedrock.catalog import ResolvedModel
@@ -43,6 +43,7 @@ class TokenUsage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the 1-hour share of cache_write_tokens
 
     def take_converse(self, usage: Mapping[str, Any]) -> None:
         """A Converse `usage` object, or a ConverseStream metadata event's."""
@@ -50,6 +51,7 @@ class TokenUsage:
         self.output_tokens = int(usage.get("outputTokens") or 0)
         self.cache_read_tokens = int(usage.get("cacheReadInputTokens") or 0)
         self.cache_write_tokens = int(usage.get("cacheWriteInputTokens") or 0)
+        self.cache_write_1h_tokens = cache_write_1h_tokens(usage)
 
     @property
     def total(self) -> int:
@@ -116,6 +118,8 @@ class RequestContext:
             ttft_ms=self.ttft_ms,
             estimated=self.estimated,
             error_type=self.error_type,
+            service_tier=self.service_tier,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
         )
 
     @property

@@ -40,6 +40,8 @@ def finish(gateway: Gateway, ctx: RequestContext) -> None:
         output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens,
         cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        service_tier=ctx.service_tier,
     )
     if ctx.billable and ctx.principal is not None:
         gateway.recorder.submit(record)

@@ -1,7 +1,7 @@
 """The Bedrock Converse wire format, as `TypedDict`s.
 
 These mirror the shapes in botocore's service model for `bedrock-runtime` (API version
-2023-09-30, in the botocore release that aioboto3 pins), which is what botocore validates
+2023-09-30, in botocore 1.43.115+, which aiobotocore 3.10 allows), which is what botocore validates
 our requests against and what it parses responses into. They describe the data only; the
 translators in `gateway.translate` build and read them.
 
@@ -15,8 +15,8 @@ A few things the service model says that the types below cannot:
   `[a-zA-Z0-9\\s:_@$#=/+,-.]`.
 * Text in a system block must not be empty, and Bedrock rejects blank text blocks in
   messages too.
-* This botocore has no `outputConfig` on the request: structured output has to go
-  through tools, never through a request field that botocore would refuse.
+* `outputConfig.textFormat.structure.jsonSchema.schema` is the JSON schema as a JSON
+  *string*, not an object; `outputConfig.effort` is low, medium, high, xhigh or max.
 
 Streamed and buffered responses share `Message`, `TokenUsage` and `StopReason`, so the
 response and stream translators agree on them by construction.
@@ -29,6 +29,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 __all__ = [
     "AnyToolChoice",
     "AutoToolChoice",
+    "CacheDetail",
     "CachePointBlock",
     "ContentBlock",
     "ContentBlockDelta",
@@ -48,14 +49,20 @@ __all__ = [
     "ImageBlock",
     "ImageSource",
     "InferenceConfiguration",
+    "JsonSchemaDefinition",
     "Message",
     "MessageStartEvent",
     "MessageStopEvent",
     "ModelStreamErrorEvent",
+    "OutputConfig",
+    "OutputFormat",
+    "OutputFormatStructure",
     "PerformanceConfiguration",
     "ReasoningContentBlock",
     "ReasoningContentBlockDelta",
     "ReasoningTextBlock",
+    "ServiceTier",
+    "ServiceTierType",
     "SpecificToolChoice",
     "StopReason",
     "StreamExceptionEvent",
@@ -82,6 +89,8 @@ StopReason = Literal[
     "stop_sequence",
     "guardrail_intervened",
     "content_filtered",
+    "malformed_model_output",
+    "malformed_tool_use",
     "model_context_window_exceeded",
 ]
 
@@ -91,6 +100,7 @@ StopReason = Literal[
 
 class CachePointBlock(TypedDict):
     type: Literal["default"]
+    ttl: NotRequired[Literal["5m", "1h"]]
 
 
 class ImageSource(TypedDict, total=False):
@@ -183,6 +193,7 @@ class ToolSpecification(TypedDict):
     name: str
     description: NotRequired[str]
     inputSchema: ToolInputSchema
+    strict: NotRequired[bool]
 
 
 class Tool(TypedDict, total=False):
@@ -217,6 +228,33 @@ class PerformanceConfiguration(TypedDict):
     latency: Literal["standard", "optimized"]
 
 
+ServiceTierType = Literal["priority", "default", "flex", "reserved"]
+
+
+class ServiceTier(TypedDict):
+    type: ServiceTierType
+
+
+class JsonSchemaDefinition(TypedDict):
+    schema: str  # the JSON schema, serialised
+    name: NotRequired[str]
+    description: NotRequired[str]
+
+
+class OutputFormatStructure(TypedDict):
+    jsonSchema: JsonSchemaDefinition
+
+
+class OutputFormat(TypedDict):
+    type: Literal["json_schema"]
+    structure: OutputFormatStructure
+
+
+class OutputConfig(TypedDict, total=False):
+    textFormat: OutputFormat
+    effort: str
+
+
 class ConverseRequest(TypedDict, total=False):
     """The keyword arguments of `converse` / `converse_stream`, without `modelId`."""
 
@@ -228,6 +266,8 @@ class ConverseRequest(TypedDict, total=False):
     additionalModelResponseFieldPaths: list[str]
     requestMetadata: dict[str, str]
     performanceConfig: PerformanceConfiguration
+    serviceTier: ServiceTier
+    outputConfig: OutputConfig
 
 
 # -- buffered response ---------------------------------------------------------------------
@@ -237,12 +277,20 @@ class ConverseOutput(TypedDict, total=False):
     message: Message
 
 
+class CacheDetail(TypedDict):
+    """Cache writes of one lifetime: `cacheDetails` splits `cacheWriteInputTokens` by TTL."""
+
+    ttl: Literal["5m", "1h"]
+    inputTokens: int
+
+
 class TokenUsage(TypedDict):
     inputTokens: int
     outputTokens: int
     totalTokens: int
     cacheReadInputTokens: NotRequired[int]
     cacheWriteInputTokens: NotRequired[int]
+    cacheDetails: NotRequired[list[CacheDetail]]
 
 
 class ConverseMetrics(TypedDict):
@@ -257,6 +305,7 @@ class ConverseResponse(TypedDict):
     additionalModelResponseFields: NotRequired[Any]
     trace: NotRequired[dict[str, Any]]
     performanceConfig: NotRequired[PerformanceConfiguration]
+    serviceTier: NotRequired[ServiceTier]
 
 
 # -- stream events -------------------------------------------------------------------------
@@ -316,6 +365,7 @@ class ConverseStreamMetadataEvent(TypedDict):
     metrics: ConverseMetrics
     trace: NotRequired[dict[str, Any]]
     performanceConfig: NotRequired[PerformanceConfiguration]
+    serviceTier: NotRequired[ServiceTier]
 
 
 class StreamExceptionEvent(TypedDict, total=False):

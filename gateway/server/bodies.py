@@ -74,18 +74,24 @@ async def read_json(
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether JSON `value` nests more than `limit` containers deep (no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """Whether JSON `value` nests more than `limit` containers deep (no recursion).
+
+    Level by level, each level's containers gathered by one list comprehension per
+    container: agent-sized requests (Claude Code, Codex: ~80 KB, hundreds of containers,
+    thousands of strings) all take this walk, and a tuple per visited node cost about twice
+    as much.
+    """
+    level: list[Any] = [value]
+    depth = 1
+    while level:
         if depth > limit:
             return True
-        if isinstance(node, dict):
-            stack.extend(
-                (child, depth + 1) for child in node.values() if isinstance(child, dict | list)
-            )
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+        deeper: list[Any] = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            deeper += [child for child in children if type(child) is dict or type(child) is list]
+        level = deeper
+        depth += 1
     return False
 
 

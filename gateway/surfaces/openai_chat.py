@@ -33,10 +33,11 @@ from gateway.translate.openai_chat.request import (
     openai_to_converse_request,
     remote_image_urls,
 )
-from gateway.translate.openai_chat.response import converse_to_openai_response
+from gateway.translate.openai_chat.response import converse_to_openai_response, served_tier
 from gateway.translate.openai_chat.stream import StreamTranslator
 from gateway.translate.shared.errors import to_upstream_error
 from gateway.translate.shared.estimate import estimate_input_tokens
+from gateway.translate.shared.request_metadata import gateway_request_metadata
 
 __all__ = ["ChatCompletions", "ChatStreamEncoder", "estimate_converse_input", "response_headers"]
 
@@ -147,6 +148,7 @@ class ChatCompletions:
                     structured_output_tool=call.structured_output_tool,
                 ),
                 collect=ctx.runtime.config.logging.log_prompts,
+                ctx=ctx,
             )
             return upstream.stream_response(
                 opened,
@@ -160,6 +162,7 @@ class ChatCompletions:
             estimate_input=estimate_input,
         )
         call = translated(used)
+        ctx.service_tier = served_tier(response)
         usage = response.get("usage")
         if usage:
             ctx.usage.take_converse(usage)
@@ -186,12 +189,19 @@ class ChatCompletions:
         images: Mapping[str, tuple[str, bytes]],
     ) -> ConverseCall:
         runtime = ctx.runtime
+        principal = ctx.principal
+        metadata = (
+            gateway_request_metadata(principal.key_id, principal.team, principal.user)
+            if runtime.config.bedrock.request_metadata and principal is not None
+            else None
+        )
         return openai_to_converse_request(
             chat,
             model_id=model.bedrock_id,
             drop_unsupported=runtime.config.drop_unsupported_params,
             options=_options(runtime.config.images.max_bytes, model),
             images=images,
+            request_metadata=metadata,
         )
 
 
@@ -208,6 +218,9 @@ def _options(max_image_bytes: int, model: ResolvedModel) -> ModelOptions:
         reasoning_budgets={str(k): v for k, v in config.reasoning.budgets.items()},
         auto_cache_system=config.auto_cache_system,
         max_image_bytes=max_image_bytes,
+        reasoning_mode=config.reasoning.mode,
+        structured_output=config.structured_output,
+        service_tiers=tuple(config.service_tiers),
     )
 
 
@@ -232,10 +245,17 @@ def estimate_converse_input(converse_request: Mapping[str, Any]) -> int:
 class ChatStreamEncoder:
     """ConverseStream events as `chat.completion.chunk` SSE bytes (`StreamEncoder`)."""
 
-    __slots__ = ("_collected", "_translator")
+    __slots__ = ("_collected", "_ctx", "_translator")
 
-    def __init__(self, translator: StreamTranslator, *, collect: bool = False) -> None:
+    def __init__(
+        self,
+        translator: StreamTranslator,
+        *,
+        collect: bool = False,
+        ctx: RequestContext | None = None,
+    ) -> None:
         self._translator = translator
+        self._ctx = ctx  # gets the served tier and a malformed answer's error type
         # Only with `logging.log_prompts`: the streamed text, for the access line.
         self._collected: list[str] | None = [] if collect else None
 
@@ -258,6 +278,9 @@ class ChatStreamEncoder:
         return b"".join([encode_chunk(chunk) for chunk in chunks])
 
     def close(self) -> bytes:
+        if self._translator.error is not None:
+            # A malformed answer already ended with its error: no [DONE], so SDKs raise.
+            return b""
         # A stream that ended without messageStop still gets its finish (and usage) chunk.
         chunks = self._translator.flush()
         if self._collected is not None:
@@ -269,6 +292,12 @@ class ChatStreamEncoder:
         return encode_error(to_upstream_error(error.name, error.message).to_openai())
 
     def take_usage(self, usage: TokenUsage) -> bool:
+        ctx = self._ctx
+        if ctx is not None:
+            ctx.service_tier = self._translator.service_tier
+            error = self._translator.error
+            if error is not None and ctx.error_type is None:
+                ctx.error_type = error.code
         seen = self._translator.usage
         if seen is None:
             return False
@@ -284,7 +313,7 @@ class ChatStreamEncoder:
     def _collect(self, chunks: list[dict[str, Any]]) -> None:
         assert self._collected is not None
         for chunk in chunks:
-            for choice in chunk["choices"]:
+            for choice in chunk.get("choices", ()):
                 content = choice["delta"].get("content")
                 if content:
                     self._collected.append(content)

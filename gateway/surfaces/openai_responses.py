@@ -334,6 +334,9 @@ def _options(max_image_bytes: int, model: ResolvedModel) -> ModelOptions:
         reasoning_budgets={str(k): v for k, v in config.reasoning.budgets.items()},
         auto_cache_system=config.auto_cache_system,
         max_image_bytes=max_image_bytes,
+        reasoning_mode=config.reasoning.mode,
+        structured_output=config.structured_output,
+        service_tiers=tuple(config.service_tiers),
     )
 
 

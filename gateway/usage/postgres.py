@@ -83,6 +83,15 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX usage_records_model_ts ON usage_records (model, ts)",
         ),
     ),
+    (
+        2,
+        "service_tier and cache_write_1h_tokens (Bedrock service tiers, 1-hour cache writes)",
+        (
+            "ALTER TABLE usage_records ADD COLUMN service_tier TEXT",
+            # Records from before this migration wrote no 1-hour cache points: 0 is exact.
+            "ALTER TABLE usage_records ADD COLUMN cache_write_1h_tokens BIGINT NOT NULL DEFAULT 0",
+        ),
+    ),
     responses_store.POSTGRES_MIGRATION,
 )
 
@@ -99,6 +108,7 @@ _GROUP_EXPRESSIONS = {
     "model": "model",
     "route": "route",
     "status": "status",
+    "service_tier": "service_tier",
     "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
 
@@ -108,6 +118,7 @@ _SUMS = (
     "COALESCE(SUM(output_tokens), 0)::bigint",
     "COALESCE(SUM(cache_read_tokens), 0)::bigint",
     "COALESCE(SUM(cache_write_tokens), 0)::bigint",
+    "COALESCE(SUM(cache_write_1h_tokens), 0)::bigint",
     "SUM(cost_usd)",
 )
 

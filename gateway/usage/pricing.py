@@ -1,10 +1,21 @@
 """What a request cost: bundled Bedrock prices, config overrides, and exact arithmetic.
 
-Prices are USD per 1,000 tokens, as `Decimal`, in four kinds: input, output, cache read
-and cache write. `prices.json` beside this module holds AWS's us-east-1 on-demand prices
-for common models, keyed by base model id, each with its source and the date it was
-checked. A model's `pricing` block in the config overrides any of the four; the
-overrides are the operator's real price, so they are used exactly as given.
+Prices are USD per 1,000 tokens, as `Decimal`, in five kinds: input, output, cache read,
+cache write (5-minute cache points) and 1-hour cache write. `prices.json` beside this
+module holds AWS's us-east-1 on-demand prices for common models, keyed by base model id,
+each with its source and the date it was checked, and the flex and priority service-tier
+prices where AWS publishes them. A model's `pricing` block in the config overrides any of
+them (`pricing.tiers` the tier prices); the overrides are the operator's real price, so
+they are used exactly as given.
+
+Service tiers: a request Bedrock served on `flex` or `priority` is priced at that tier's
+prices, each kind falling back to the default tier's where the tier names none (AWS
+prices cache reads and writes of tiers like the default's for several models). A tier
+with no prices at all costs the default prices.
+
+Cache writes: `cache_write_tokens` counts writes of every lifetime, `cache_write_1h_tokens`
+the 1-hour share (Converse `usage.cacheDetails`): the rest is priced at `cache_write`, the
+1-hour share at `cache_write_1h`.
 
 How a Bedrock model id is priced:
 
@@ -34,11 +45,12 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from importlib import resources
+from typing import Any
 
-from gateway.config import ModelConfig, PricingConfig
+from gateway.config import ModelConfig, PricingConfig, TierPricing
 from gateway.usage.money import quantize_cost
 
 __all__ = ["BundledPrice", "Price", "PriceBook", "bundled_prices"]
@@ -52,33 +64,65 @@ _CONTEXT_SUFFIX = re.compile(r":(?:[0-9]+k|mm)$")
 # every product and sum below is exact until the one rounding at the end.
 _EXACT = Context(prec=50, rounding=ROUND_HALF_EVEN)
 _THOUSAND = Decimal(1000)
-_KINDS = ("input", "output", "cache_read", "cache_write")
+_KINDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per 1,000 tokens of each kind; None where the price is unknown."""
+    """USD per 1,000 tokens of each kind; None where the price is unknown.
+
+    `tiers` holds the service tiers' prices ("flex", "priority"), as partial prices over
+    this one (see `for_tier`).
+    """
 
     input: Decimal | None = None
     output: Decimal | None = None
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    tiers: Mapping[str, Price] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(
+        cls, values: Sequence[Decimal | None], tiers: Mapping[str, Price] | None = None
+    ) -> Price:
+        """A price from the five kinds in `_KINDS` order."""
+        input_, output, cache_read, cache_write, cache_write_1h = values
+        return cls(input_, output, cache_read, cache_write, cache_write_1h, tiers=tiers or {})
 
     def scaled(self, factor: Decimal) -> Price:
-        return Price(*(None if p is None else p * factor for p in self.values()))
+        return Price.of(
+            [None if p is None else p * factor for p in self.values()],
+            {name: tier.scaled(factor) for name, tier in self.tiers.items()},
+        )
 
-    def overridden(self, pricing: PricingConfig) -> Price:
+    def overridden(self, pricing: PricingConfig | TierPricing) -> Price:
         given = (
             pricing.input_per_1k,
             pricing.output_per_1k,
             pricing.cache_read_per_1k,
             pricing.cache_write_per_1k,
+            pricing.cache_write_1h_per_1k,
         )
         merged = (o if o is not None else p for p, o in zip(self.values(), given, strict=True))
-        return Price(*merged)
+        tiers = dict(self.tiers)
+        if isinstance(pricing, PricingConfig):
+            for name, tier in pricing.tiers.items():
+                tiers[name] = tiers.get(name, Price()).overridden(tier)
+        return Price.of(list(merged), tiers)
+
+    def for_tier(self, tier: str | None) -> Price:
+        """The prices of a service tier: its own, else this (the default tier's) per kind."""
+        own = self.tiers.get(tier) if tier is not None else None
+        if own is None:
+            return self
+        merged = (
+            o if o is not None else p for p, o in zip(self.values(), own.values(), strict=True)
+        )
+        return Price.of(list(merged))
 
     def values(self) -> tuple[Decimal | None, ...]:
-        return (self.input, self.output, self.cache_read, self.cache_write)
+        return (self.input, self.output, self.cache_read, self.cache_write, self.cache_write_1h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +153,10 @@ def bundled_prices() -> Mapping[str, BundledPrice]:
     return table
 
 
-def _price(row: Mapping[str, str]) -> Price:
-    names = [f.name for f in fields(Price)]
-    return Price(*(Decimal(row[n]) if n in row else None for n in names))
+def _price(row: Mapping[str, Any]) -> Price:
+    names = [f.name for f in fields(Price) if f.name != "tiers"]
+    tiers = {name: _price(tier) for name, tier in row.get("tiers", {}).items()}
+    return Price.of([Decimal(row[n]) if n in row else None for n in names], tiers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,16 +248,30 @@ class PriceBook:
         output_tokens: int,
         cache_read_tokens: int,
         cache_write_tokens: int,
+        cache_write_1h_tokens: int = 0,
+        service_tier: str | None = None,
     ) -> Decimal | None:
-        """USD for one request, rounded to 10 places; None when a needed price is unknown."""
-        tokens = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        """USD for one request, rounded to 10 places; None when a needed price is unknown.
+
+        `cache_write_1h_tokens` is the 1-hour share of `cache_write_tokens`; `service_tier`
+        the tier Bedrock served on (None or "default": the default prices).
+        """
+        one_hour = min(cache_write_1h_tokens, cache_write_tokens)
+        tokens = (
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens - one_hour,
+            one_hour,
+        )
         if not any(tokens):
             return quantize_cost(Decimal(0))
         label = bedrock_model_id or model or "<no model>"
-        price = self.price(model=model, bedrock_model_id=bedrock_model_id)
-        if price is None:
+        found = self.price(model=model, bedrock_model_id=bedrock_model_id)
+        if found is None:
             self._warn_once(label, "no price")
             return None
+        price = found.for_tier(service_tier)
         total = Decimal(0)
         with localcontext(_EXACT):
             for kind, count, per_1k in zip(_KINDS, tokens, price.values(), strict=True):

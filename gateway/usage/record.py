@@ -8,12 +8,29 @@ rest of the bookkeeping.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["RECORD_FIELDS", "UsageRecord"]
+__all__ = ["RECORD_FIELDS", "UsageRecord", "cache_write_1h_tokens"]
+
+
+def cache_write_1h_tokens(usage: Mapping[str, Any]) -> int:
+    """The 1-hour cache writes of a Converse `usage`: its `cacheDetails` entries with ttl 1h.
+
+    `cacheWriteInputTokens` counts writes of every lifetime; `cacheDetails` splits them by
+    TTL, and 1-hour writes are priced apart (`cache_write_1h_per_1k`).
+    """
+    details = usage.get("cacheDetails")
+    if not isinstance(details, list):
+        return 0
+    return sum(
+        int(entry.get("inputTokens") or 0)
+        for entry in details
+        if isinstance(entry, Mapping) and entry.get("ttl") == "1h"
+    )
 
 
 @dataclass(slots=True)
@@ -39,6 +56,8 @@ class UsageRecord:
     ttft_ms: float | None = None
     estimated: bool = False  # True when Bedrock's own usage could not be read
     error_type: str | None = None
+    service_tier: str | None = None  # the tier Bedrock served on: default, flex, priority
+    cache_write_1h_tokens: int = 0  # the 1-hour share of cache_write_tokens
 
     def to_row(self) -> dict[str, Any]:
         """The stored columns, in contract order.
@@ -71,4 +90,6 @@ RECORD_FIELDS: tuple[str, ...] = (
     "ttft_ms",
     "estimated",
     "error_type",
+    "service_tier",
+    "cache_write_1h_tokens",
 )

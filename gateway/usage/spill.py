@@ -49,12 +49,19 @@ def encode_record(record: UsageRecord) -> bytes:
     return json.dumps(row, separators=(",", ":")).encode("ascii") + b"\n"
 
 
+# Fields added to the record after the first release, with the value a line spilled by an
+# older gateway stands for: a spill file survives an upgrade and is replayed by the new one.
+_ADDED_LATER: dict[str, Any] = {"service_tier": None, "cache_write_1h_tokens": 0}
+
+
 def decode_record(line: bytes) -> UsageRecord:
     """The inverse of `encode_record`; raises ValueError (or KeyError) on a damaged line."""
     data = json.loads(line)
     if not isinstance(data, dict):
         raise ValueError("a spilled record must be a JSON object")
-    fields: dict[str, Any] = {name: data[name] for name in RECORD_FIELDS}
+    fields: dict[str, Any] = {
+        name: data[name] if name in data else _ADDED_LATER[name] for name in RECORD_FIELDS
+    }
     fields["ts"] = datetime.fromisoformat(fields["ts"])
     if fields["cost_usd"] is not None:
         fields["cost_usd"] = Decimal(fields["cost_usd"])

@@ -81,6 +81,15 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX usage_records_model_ts ON usage_records (model, ts)",
         ),
     ),
+    (
+        2,
+        "service_tier and cache_write_1h_tokens (Bedrock service tiers, 1-hour cache writes)",
+        (
+            "ALTER TABLE usage_records ADD COLUMN service_tier TEXT",
+            # Records from before this migration wrote no 1-hour cache points: 0 is exact.
+            "ALTER TABLE usage_records ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
     responses_store.SQLITE_MIGRATION,
 )
 
@@ -130,6 +139,7 @@ _GROUP_EXPRESSIONS = {
     "model": "model",
     "route": "route",
     "status": "status",
+    "service_tier": "service_tier",
     "day": "substr(ts, 1, 10)",
 }
 
@@ -139,6 +149,7 @@ _SUMS = (
     "COALESCE(SUM(output_tokens), 0)",
     "COALESCE(SUM(cache_read_tokens), 0)",
     "COALESCE(SUM(cache_write_tokens), 0)",
+    "COALESCE(SUM(cache_write_1h_tokens), 0)",
     "SUM(cost_e10)",
 )
 

@@ -41,6 +41,7 @@ GROUP_FIELDS: tuple[str, ...] = (
     "route",
     "status",
     "day",
+    "service_tier",
 )
 """What a usage report can be grouped by; `day` is the UTC date as "YYYY-MM-DD"."""
 
@@ -50,6 +51,7 @@ METRIC_FIELDS: tuple[str, ...] = (
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "cost_usd",
 )
 """The sums in every report row, after the group fields, in this order."""
@@ -192,7 +194,8 @@ def aggregate_rows(
             output_tokens=int(sums[2]),
             cache_read_tokens=int(sums[3]),
             cache_write_tokens=int(sums[4]),
-            cost_usd=None if sums[5] is None else cost(sums[5]),
+            cache_write_1h_tokens=int(sums[5]),
+            cost_usd=None if sums[6] is None else cost(sums[6]),
         )
         rows.append(row)
     rows.sort(key=lambda r: tuple((r[f] is None, r[f] or "") for f in fields))

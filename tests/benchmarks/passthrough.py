@@ -1,15 +1,14 @@
 """The minimal pass-through the gateway is compared with: the floor of what any Bedrock proxy costs.
 
-One starlette route, `POST /passthrough`, reads the body (a Converse request, JSON), sends
+Two starlette routes. `POST /passthrough` reads the body (a Converse request, JSON), sends
 it to one fixed model with the gateway's own long-lived aiobotocore client (the same
 `AioBedrockClient` and `AioConfig`, opened once in the lifespan) and answers with Bedrock's
-JSON. There is no authentication, no usage record, no metrics, no OpenAI translation and no
+JSON. `POST /passthrough-stream` sends the same kind of body to ConverseStream and writes
+each event aiobotocore yields as one line of JSON, as it arrives: the least any streaming
+proxy must do (decode Bedrock's event stream, re-encode each event). There is no authentication, no usage record, no metrics, no OpenAI translation and no
 validation of our own: whatever the gateway does on top of this is its overhead.
 
     python -m tests.benchmarks.passthrough --port 8500 --endpoint-url http://127.0.0.1:8400
-
-`--http-client aiohttp` swaps our transport (`gateway.transport`) for aiobotocore's default
-session, as `bedrock.http_client` does in the gateway.
 
 It is served like `bedrock-gateway serve` serves the gateway (uvicorn, `loop="auto"`,
 `http="auto"`, no access log), so the two differ only in the application. AWS credentials
@@ -27,7 +26,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.bedrock.client import AioBedrockClient
@@ -53,8 +52,25 @@ def create_passthrough_app(bedrock: BedrockConfig, *, model_id: str = MODEL_ID) 
             json.dumps(answer, separators=(",", ":")).encode(), media_type="application/json"
         )
 
+    async def passthrough_stream(request: Request) -> Response:
+        body: dict[str, Any] = json.loads(await request.body())
+        stream = await clients["bedrock"].converse_stream(model_id, body)
+
+        async def lines() -> AsyncIterator[bytes]:
+            try:
+                async for event in stream:
+                    yield json.dumps(event, separators=(",", ":")).encode() + b"\n"
+            finally:
+                await stream.aclose()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
     return Starlette(
-        routes=[Route("/passthrough", passthrough, methods=["POST"])], lifespan=lifespan
+        routes=[
+            Route("/passthrough", passthrough, methods=["POST"]),
+            Route("/passthrough-stream", passthrough_stream, methods=["POST"]),
+        ],
+        lifespan=lifespan,
     )
 
 
@@ -64,11 +80,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--endpoint-url", required=True, help="the emulator's base URL")
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--http-client", choices=("gateway", "aiohttp"), default="gateway")
     args = parser.parse_args()
-    config = BedrockConfig(
-        region=args.region, endpoint_url=args.endpoint_url, http_client=args.http_client
-    )
+    config = BedrockConfig(region=args.region, endpoint_url=args.endpoint_url)
     uvicorn.run(
         create_passthrough_app(config),
         host=args.host,

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.benchmarks.agent import agent_request, converse_body
 from tests.benchmarks.client import (
     BEDROCK_CONTENT,
     OPENAI_CONTENT,
@@ -83,6 +84,7 @@ API_KEY = "bgw-benchmark-key-0123456789"
 PROMPT = "Hello! Please tell me, in a few words, how the weather is today in Paris."
 STREAM_REPLY = " ".join(f"word{i:02d}" for i in range(100))  # 699 characters, 50 slices
 EMULATOR_MIN_RPS = 10_000
+AGENT_KB = 80
 T = TypeVar("T")
 
 
@@ -103,7 +105,6 @@ class Settings:
     profile_dir: Path | None
     keep: bool
     quick: bool
-    http_client: str = "gateway"
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -132,12 +133,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="after the measured runs, record py-spy profiles of the 1-worker gateway in DIR",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument(
-        "--http-client",
-        choices=("gateway", "aiohttp"),
-        default="gateway",
-        help="bedrock.http_client of the gateway and the pass-through (an A/B of the two)",
-    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     duration = args.duration if args.duration is not None else (1.0 if quick else 10.0)
@@ -159,7 +154,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         profile_dir=args.profile,
         keep=bool(args.keep),
         quick=quick,
-        http_client=args.http_client,
     )
 
 
@@ -525,6 +519,8 @@ class Bodies:
     chat_stream: Path
     converse: Path
     converse_stream: Path
+    agent: Path  # an agent-sized chat request (tests/benchmarks/agent.py)
+    agent_converse: Path  # the Converse body the gateway makes of it
     responses: Path
     responses_stream: Path
 
@@ -569,6 +565,8 @@ class Bodies:
                 "messages": [{"role": "user", "content": [{"text": stream_text}]}],
                 "inferenceConfig": {"maxTokens": 256},
             },
+            "agent": agent_request(MODEL_NAME),
+            "agent_converse": converse_body(MODEL_NAME, MODEL_ID),
         }
         paths = {}
         for name, body in bodies.items():
@@ -578,16 +576,13 @@ class Bodies:
         return cls(**paths)
 
 
-def gateway_config(
-    workdir: Path, port: int, emulator_url: str, tag: str, http_client: str = "gateway"
-) -> Path:
+def gateway_config(workdir: Path, port: int, emulator_url: str, tag: str) -> Path:
     """A config with everything on: one key, SQLite usage, metrics, warning-level logs."""
     config = {
         "server": {"host": HOST, "port": port, "graceful_shutdown_s": 1},
         "bedrock": {
             "region": "us-east-1",
             "endpoint_url": emulator_url,
-            "http_client": http_client,
         },
         "models": [
             {
@@ -632,13 +627,11 @@ def start_emulator(workdir: Path, env: dict[str, str]) -> tuple[Server, int]:
     return server, port
 
 
-def start_passthrough(
-    workdir: Path, env: dict[str, str], emulator_url: str, http_client: str = "gateway"
-) -> tuple[Server, int]:
+def start_passthrough(workdir: Path, env: dict[str, str], emulator_url: str) -> tuple[Server, int]:
     port = free_port()
     argv = [
         sys.executable, "-m", "tests.benchmarks.passthrough", "--port", str(port),
-        "--endpoint-url", emulator_url, "--http-client", http_client,
+        "--endpoint-url", emulator_url,
     ]  # fmt: skip
     server = Server("passthrough", argv, env, workdir)
     body = json.dumps({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}).encode()
@@ -651,11 +644,10 @@ def start_gateway(
     env: dict[str, str],
     emulator_url: str,
     workers: int,
-    http_client: str = "gateway",
 ) -> tuple[Server, int, Path]:
     port = free_port()
     tag = f"{workers}w"
-    config = gateway_config(workdir, port, emulator_url, tag, http_client)
+    config = gateway_config(workdir, port, emulator_url, tag)
     env = dict(env)
     if workers > 1:
         metrics_dir = workdir / f"metrics-{tag}"
@@ -718,10 +710,12 @@ class GatewayRun:
     workers: int
     loop: dict[str, str] = field(default_factory=dict)
     nonstream: WrkResult | None = None
+    agent: WrkResult | None = None  # agent-sized requests, non-streaming
     stream: StreamResult | None = None
     stream_single: StreamResult | None = None  # one stream at a time: TTFC without queueing
     latency: LatencyResult | None = None  # gateway, pass-through, direct
     nonstream_cpu: dict[str, float] = field(default_factory=dict)
+    agent_cpu: dict[str, float] = field(default_factory=dict)
     stream_cpu: dict[str, float] = field(default_factory=dict)
     # The Responses API, right after chat in the same run (1 worker only).
     responses_nonstream: WrkResult | None = None
@@ -742,8 +736,11 @@ class Results:
     emulator: WrkResult | None = None
     emulator_stream: StreamResult | None = None
     passthrough: WrkResult | None = None
+    passthrough_agent: WrkResult | None = None  # the agent request's Converse body
+    passthrough_stream: StreamResult | None = None
     emulator_cpu: dict[str, float] = field(default_factory=dict)
     passthrough_cpu: dict[str, float] = field(default_factory=dict)
+    passthrough_agent_cpu: dict[str, float] = field(default_factory=dict)
     gateways: dict[int, GatewayRun] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -784,9 +781,7 @@ def measure_gateway(
     results: Results,
 ) -> GatewayRun:
     run = GatewayRun(workers)
-    server, port, db = start_gateway(
-        workdir, env, f"http://{HOST}:{emulator_port}", workers, settings.http_client
-    )
+    server, port, db = start_gateway(workdir, env, f"http://{HOST}:{emulator_port}", workers)
     gateway_url = f"http://{HOST}:{port}/v1/chat/completions"
     auth = f"Bearer {API_KEY}"
     meter = {"gateway": server, "emulator": emulator}
@@ -810,6 +805,17 @@ def measure_gateway(
                 )
             run.answered += run.nonstream.requests
             say(f"gateway {workers}w: {run.nonstream.rps:,.0f} req/s")
+            say(f"gateway {workers}w: agent-sized requests, {settings.connections} connections")
+            with cpu_meter(meter) as run.agent_cpu:
+                run.agent = run_wrk(
+                    settings,
+                    gateway_url,
+                    bodies.agent,
+                    authorization=auth,
+                    duration=settings.duration,
+                )
+            run.answered += run.agent.requests
+            say(f"gateway {workers}w: {run.agent.rps:,.0f} agent req/s")
 
             say(f"gateway {workers}w: streaming, {settings.stream_concurrency} concurrent")
             with cpu_meter(meter) as run.stream_cpu:
@@ -1054,7 +1060,7 @@ def run_all(settings: Settings) -> Results:
             )
         )
 
-        passthrough, pt_port = start_passthrough(workdir, env, emulator_url, settings.http_client)
+        passthrough, pt_port = start_passthrough(workdir, env, emulator_url)
         servers.append(passthrough)
         pt_url = f"http://{HOST}:{pt_port}/passthrough"
         say("pass-through: warm-up and non-streaming")
@@ -1065,6 +1071,27 @@ def run_all(settings: Settings) -> Results:
             )
         results.passthrough_cpu = cpu
         say(f"pass-through: {results.passthrough.rps:,.0f} req/s")
+        say("pass-through: agent-sized Converse bodies")
+        meter = {"passthrough": passthrough, "emulator": emulator}
+        with cpu_meter(meter) as results.passthrough_agent_cpu:
+            results.passthrough_agent = run_wrk(
+                settings,
+                pt_url,
+                bodies.agent_converse,
+                authorization=None,
+                duration=settings.duration,
+            )
+        say(f"pass-through: {results.passthrough_agent.rps:,.0f} agent req/s")
+        say(f"pass-through: streaming, {settings.stream_concurrency} concurrent")
+        results.passthrough_stream = run_async(
+            stream_load(
+                Target(HOST, pt_port, "/passthrough-stream", bodies.converse_stream.read_bytes()),
+                concurrency=settings.stream_concurrency,
+                duration_s=settings.duration,
+                content=BEDROCK_CONTENT,
+            )
+        )
+        say(f"pass-through: {results.passthrough_stream.per_second:,.0f} streams/s")
 
         for workers in settings.workers:
             results.gateways[workers] = measure_gateway(
@@ -1205,6 +1232,23 @@ def build_rows(settings: Settings, results: Results) -> list[Row]:
                 "gateway 1w / pass-through req/s", ">= 75%", f"{ns.rps / pt.rps:.0%}",
                 _verdict(ns.rps / pt.rps >= 0.75),
             ))  # fmt: skip
+        agent, pt_agent = run.agent, results.passthrough_agent
+        if agent is not None and pt_agent is not None and pt_agent.rps:
+            # The pass-through sends the very Converse body the gateway made of the request:
+            # what is left is the gateway's own cost of size (parse, validate, translate).
+            rows.append(Row(
+                f"gateway {w}: agent-sized req/s (~{AGENT_KB} KB, {settings.connections} conn)",
+                ">= 0.85x pass-through" if workers == 1 else "-",
+                f"{agent.rps:,.0f}  (p50 {agent.p50_ms:.1f} ms, {agent.errors} err; "
+                f"pass-through {pt_agent.rps:,.0f})",
+                _verdict(agent.rps >= 0.85 * pt_agent.rps and agent.errors == 0)
+                if workers == 1 else "-",
+                f"{agent.rps / pt_agent.rps:.2f}x pass-through (same Converse body)",
+            ))  # fmt: skip
+            pt_agent_cpu = results.passthrough_agent_cpu
+            pt_agent_us = pt_agent_cpu.get("passthrough", 0) / max(pt_agent.requests, 1) * 1e6
+            rows.append(_cpu_row(f"gateway {w}: CPU per agent-sized request", run.agent_cpu,
+                                 agent.requests, agent.seconds, pt_agent_us))  # fmt: skip
         st = run.stream
         assert st is not None
         is_target = workers == 1
@@ -1217,6 +1261,16 @@ def build_rows(settings: Settings, results: Results) -> list[Row]:
             f"{st.per_second / emu_stream.per_second:.2f}x emulator "
             f"({emu_stream.per_second:,.0f}/s)",
         ))  # fmt: skip
+        pt_stream = results.passthrough_stream
+        if pt_stream is not None and pt_stream.per_second:
+            rows.append(Row(
+                f"gateway {w}: streams/s vs pass-through streams/s",
+                ">= 1.0x" if is_target else "-",
+                f"{st.per_second:,.0f} vs {pt_stream.per_second:,.0f} "
+                f"({pt_stream.errors} pass-through err)",
+                _verdict(st.per_second >= pt_stream.per_second if is_target else None),
+                f"{st.per_second / pt_stream.per_second:.2f}x pass-through",
+            ))  # fmt: skip
         ttfc50 = percentile(st.first_content_s, 50)
         ttfc99 = percentile(st.first_content_s, 99)
         emu50 = percentile(emu_stream.first_content_s, 50)
@@ -1324,7 +1378,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"# bedrock-gateway benchmark ({'quick' if settings.quick else 'full'}), "
-        f"{describe_machine()}, bedrock.http_client {settings.http_client}, "
+        f"{describe_machine()}, "
         f"{settings.duration:.0f} s per run, "
         f"{time.monotonic() - started:.0f} s in all"
     )

@@ -6,9 +6,9 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aioboto3
 import pytest
 from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
 from botocore.eventstream import EventStreamBuffer, EventStreamMessage
 
 from gateway.emulator import create_emulator_app
@@ -43,16 +43,17 @@ def server() -> Iterator[ServerThread]:
 
 
 @pytest.fixture(scope="package")
-def session() -> aioboto3.Session:
+def session() -> AioSession:
     # One session: botocore loads the service model once, not once per test.
-    return aioboto3.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    )
+    session = AioSession()
+    session.set_credentials("test", "test")
+    session.set_config_variable("region", "us-east-1")
+    return session
 
 
 @pytest.fixture
-async def bedrock(server: ServerThread, session: aioboto3.Session) -> AsyncIterator[Any]:
-    async with session.client(
+async def bedrock(server: ServerThread, session: AioSession) -> AsyncIterator[Any]:
+    async with session.create_client(
         "bedrock-runtime", endpoint_url=server.url, config=NO_RETRIES
     ) as client:
         yield client

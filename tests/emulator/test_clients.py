@@ -151,7 +151,9 @@ async def test_usage_with_cache_tokens(bedrock: Any) -> None:
         "cacheReadInputTokens": 1322,
         "cacheWriteInputTokens": 7,
     }
-    expected = {**usage, "totalTokens": 1336}
+    # Writes are split by lifetime in cacheDetails, as Bedrock does (captured: 5m).
+    details = [{"inputTokens": 7, "ttl": "5m"}]
+    expected = {**usage, "totalTokens": 1336, "cacheDetails": details}
     response = await bedrock.converse(modelId=MODEL, messages=user("x", {"usage": usage}))
     assert response["usage"] == expected
     events = await collect(
@@ -256,7 +258,9 @@ async def test_fail_times_then_succeed(bedrock: Any) -> None:
 
 async def test_unsigned_requests_are_refused(server: ServerThread, session: Any) -> None:
     config = NO_RETRIES.merge(AioConfig(signature_version=botocore.UNSIGNED))
-    async with session.client("bedrock-runtime", endpoint_url=server.url, config=config) as client:
+    async with session.create_client(
+        "bedrock-runtime", endpoint_url=server.url, config=config
+    ) as client:
         with pytest.raises(ClientError) as caught:
             await client.converse(modelId=MODEL, messages=user("x"))
     assert caught.value.response["Error"] == {

@@ -270,7 +270,7 @@ def test_default_script() -> None:
 
 
 def test_sync_boto3_client(server: ServerThread) -> None:
-    boto3 = pytest.importorskip("boto3")  # the gateway itself only needs aioboto3
+    boto3 = pytest.importorskip("boto3")  # the gateway itself only needs aiobotocore
     client = boto3.client(
         "bedrock-runtime",
         endpoint_url=server.url,

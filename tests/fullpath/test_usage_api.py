@@ -63,6 +63,7 @@ def test_usage_api_scopes_and_shapes(gateway: RunningGateway) -> None:
             "output_tokens": 15,
             "cache_read_tokens": 1000,
             "cache_write_tokens": 0,
+            "cache_write_1h_tokens": 0,
             # (150 * 0.003 + 15 * 0.015 + 1000 * 0.0003) / 1000, from the configured prices
             "cost_usd": pytest.approx(float(Decimal("0.000975"))),
         }

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import UnsupportedParameterError
+from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.openai import ChatCompletionRequest
 from gateway.translate.openai_chat.request import (
     ConverseCall,
@@ -18,6 +18,8 @@ from gateway.translate.shared.cache_points import MAX_CACHE_POINTS, count_cache_
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 POINT = {"cachePoint": {"type": "default"}}
 HOUR = {"type": "ephemeral", "ttl": "1h"}
+DAY = {"type": "ephemeral", "ttl": "24h"}  # Bedrock has no such lifetime
+POINT_1H = {"cachePoint": {"type": "default", "ttl": "1h"}}
 EPHEMERAL = {"type": "ephemeral"}
 
 
@@ -71,6 +73,53 @@ def test_each_place_gets_one_cache_point(param: str, body: dict[str, Any]) -> No
 
 
 @pytest.mark.parametrize(("param", "body"), _with_mark(HOUR).items())
+def test_each_place_takes_a_one_hour_cache_point(param: str, body: dict[str, Any]) -> None:
+    request = _translate(body).request
+    assert count_cache_points(request) == 1
+    assert POINT_1H in _all_blocks(request)
+
+
+@pytest.mark.parametrize(("param", "body"), _with_mark(EPHEMERAL).items())
+def test_a_24h_retention_makes_every_unmarked_lifetime_an_hour(
+    param: str, body: dict[str, Any]
+) -> None:
+    request = _translate({**body, "prompt_cache_retention": "24h"}).request
+    assert POINT_1H in _all_blocks(request)
+    in_memory = _translate({**body, "prompt_cache_retention": "in_memory"}).request
+    assert POINT in _all_blocks(in_memory) and POINT_1H not in _all_blocks(in_memory)
+
+
+@pytest.mark.parametrize(("param", "body"), _with_mark({**HOUR, "ttl": "5m"}).items())
+def test_an_explicit_five_minutes_beats_a_24h_retention(param: str, body: dict[str, Any]) -> None:
+    request = _translate({**body, "prompt_cache_retention": "24h"}).request
+    assert POINT in _all_blocks(request) and POINT_1H not in _all_blocks(request)
+
+
+@pytest.mark.parametrize("retention", ["1h", "forever", ""])
+def test_an_unknown_retention_is_refused_by_name(retention: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        _translate({"messages": [_user()], "prompt_cache_retention": retention})
+    assert info.value.param == "prompt_cache_retention"
+
+
+def test_a_24h_retention_gives_the_auto_system_point_an_hour() -> None:
+    body = {
+        "messages": [{"role": "system", "content": "Be brief."}, _user()],
+        "prompt_cache_retention": "24h",
+    }
+    request = _translate(body, options=ModelOptions(auto_cache_system=True)).request
+    assert request["system"][-1] == POINT_1H
+
+
+def _all_blocks(request: Any) -> list[Any]:
+    blocks = list(request.get("system", []))
+    for message in request["messages"]:
+        blocks.extend(message["content"])
+    blocks.extend(request.get("toolConfig", {}).get("tools", []))
+    return blocks
+
+
+@pytest.mark.parametrize(("param", "body"), _with_mark(DAY).items())
 def test_a_lifetime_bedrock_cannot_take_is_refused_by_path(
     param: str, body: dict[str, Any]
 ) -> None:
@@ -79,7 +128,7 @@ def test_a_lifetime_bedrock_cannot_take_is_refused_by_path(
     assert info.value.param == f"{param}.cache_control.ttl"
 
 
-@pytest.mark.parametrize(("param", "body"), _with_mark(HOUR).items())
+@pytest.mark.parametrize(("param", "body"), _with_mark(DAY).items())
 def test_dropping_a_lifetime_keeps_the_cache_point(param: str, body: dict[str, Any]) -> None:
     call = _translate(body, drop_unsupported=True)
     assert call.dropped == (f"{param}.cache_control.ttl",)

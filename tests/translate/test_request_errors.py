@@ -268,8 +268,8 @@ TRANSLATION_ERRORS: list[tuple[str, dict[str, Any], type[GatewayError], str]] = 
         "response_format.json_schema.schema",
     ),
     (
-        "cache_lifetime_of_an_hour",
-        _with_part({**_image(PNG_URL), "cache_control": {"type": "ephemeral", "ttl": "1h"}}),
+        "cache_lifetime_of_a_day",
+        _with_part({**_image(PNG_URL), "cache_control": {"type": "ephemeral", "ttl": "24h"}}),
         UnsupportedParameterError,
         "messages[0].content[1].cache_control.ttl",
     ),

@@ -53,6 +53,7 @@ def _translate(case: str) -> tuple[str, ConverseCall]:
         drop_unsupported=options.get("drop_unsupported", False),
         options=ModelOptions(**options.get("model_options", {})),
         images=images,
+        request_metadata=options.get("request_metadata"),
     )
     return model_id, call
 

@@ -50,9 +50,7 @@ IGNORED_VALUES: dict[str, Any] = {
     "stream_options": {"include_usage": True, "include_obfuscation": False},
     "parallel_tool_calls": False,
     "store": True,
-    "service_tier": "flex",
     "prompt_cache_key": "tenant-1",
-    "prompt_cache_retention": "24h",
     "prompt_cache_options": {"mode": "explicit", "ttl": "30m"},
     "safety_identifier": "user-hash",
 }

@@ -171,9 +171,30 @@ def test_finish_is_sent_exactly_once() -> None:
 
 def test_unknown_stop_reason_finishes_with_stop() -> None:
     translator = _translator()
-    chunks = _feed_all(translator, [START, _stop("malformed_model_output")])
+    chunks = _feed_all(translator, [START, _stop("a_stop_reason_of_2030")])
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert translator.stop_reason == "malformed_model_output"
+    assert translator.stop_reason == "a_stop_reason_of_2030"
+
+
+@pytest.mark.parametrize("reason", ["malformed_tool_use", "malformed_model_output"])
+def test_a_malformed_answer_ends_with_an_error_not_a_finish(reason: str) -> None:
+    translator = _translator(include_usage=True)
+    metadata = {"metadata": {"usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}}}
+    chunks = _feed_all(translator, [START, _text(0, "par"), _stop(reason), metadata])
+    assert chunks[-1] == {"error": translator.error.to_openai()["error"]}  # type: ignore[union-attr]
+    assert chunks[-1]["error"]["code"] == reason
+    assert all(chunk.get("choices", [{}])[0].get("finish_reason") is None for chunk in chunks[:-1])
+    assert translator.finish_reason is None and translator.stop_reason == reason
+    assert translator.usage == metadata["metadata"]["usage"]  # still recorded
+    assert translator.flush() == []
+
+
+def test_the_tier_bedrock_served_on_is_kept_from_the_metadata() -> None:
+    translator = _translator()
+    assert translator.service_tier is None
+    metadata = {"metadata": {"usage": {}, "serviceTier": {"type": "flex"}}}
+    _feed_all(translator, [START, _stop("end_turn"), metadata])
+    assert translator.service_tier == "flex"
 
 
 def test_flush_supplies_the_finish_a_cut_stream_never_sent() -> None:

@@ -243,3 +243,118 @@ def test_usage_config_takes_a_surcharge() -> None:
     assert UsageConfig(cross_region_surcharge=D("0.1")).cross_region_surcharge == D("0.1")
     with pytest.raises(ValueError):
         UsageConfig(cross_region_surcharge=D("-1"))
+
+
+# -- service tiers and 1-hour cache writes ---------------------------------------------------
+
+
+def _tiered_cost(book: PriceBook, bedrock_id: str, tier: str | None, **tokens: int) -> Any:
+    counts = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0}
+    counts["cache_write_tokens"] = 0
+    counts.update(tokens)
+    return book.cost(model=None, bedrock_model_id=bedrock_id, service_tier=tier, **counts)
+
+
+@pytest.mark.parametrize(
+    ("tier", "expected"),
+    [
+        # global Sonnet 4.6: 0.003 in, 0.015 out per 1,000; flex half, priority 1.75x.
+        (None, "0.018"),
+        ("default", "0.018"),
+        ("flex", "0.009"),
+        ("priority", "0.0315"),
+        ("reserved", "0.018"),  # no published prices: the default's
+    ],
+)
+def test_a_tier_costs_its_own_prices(tier: str | None, expected: str) -> None:
+    book = PriceBook([])
+    cost = _tiered_cost(
+        book,
+        "global.anthropic.claude-sonnet-4-6",
+        tier,
+        input_tokens=1000,
+        output_tokens=1000,
+    )
+    assert cost == D(expected)
+
+
+def test_a_tier_without_cache_prices_falls_back_to_the_default_ones() -> None:
+    # Cache reads on flex: the tier lists none, so the default 0.0003 per 1,000 applies.
+    book = PriceBook([])
+    cost = _tiered_cost(
+        book,
+        "global.anthropic.claude-sonnet-4-6",
+        "flex",
+        input_tokens=1000,
+        cache_read_tokens=1000,
+    )
+    assert cost == D("0.0015") + D("0.0003")
+
+
+def test_one_hour_writes_are_priced_apart_from_five_minute_ones() -> None:
+    book = PriceBook([])
+    # global Opus 4.7: 5-minute writes 0.00625, 1-hour writes 0.01 per 1,000.
+    cost = _tiered_cost(
+        book,
+        "global.anthropic.claude-opus-4-7",
+        None,
+        cache_write_tokens=3000,
+        cache_write_1h_tokens=1000,
+    )
+    assert cost == 2 * D("0.00625") + D("0.01")
+
+
+def test_one_hour_writes_without_a_price_make_the_cost_unknown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    book = PriceBook([])  # Claude 3.7 Sonnet has no 1-hour write price
+    bedrock_id = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+    assert _tiered_cost(book, bedrock_id, None, cache_write_tokens=10) is not None
+    with caplog.at_level(logging.WARNING, logger="gateway.usage"):
+        assert (
+            _tiered_cost(book, bedrock_id, None, cache_write_tokens=10, cache_write_1h_tokens=10)
+            is None
+        )
+    assert "no cache_write_1h price" in caplog.text
+
+
+def test_config_tier_prices_override_the_bundled_ones() -> None:
+    model = ModelConfig(
+        name="opus",
+        bedrock_id="global.anthropic.claude-opus-4-7",
+        pricing=PricingConfig(
+            cache_write_1h_per_1k=D("0.02"),
+            tiers={"flex": {"input_per_1k": D("0.001")}},  # type: ignore[dict-item]
+        ),
+    )
+    book = PriceBook([model])
+    flex = book.cost(
+        model="opus",
+        bedrock_model_id="global.anthropic.claude-opus-4-7",
+        input_tokens=1000,
+        output_tokens=0,
+        cache_read_tokens=0,
+        cache_write_tokens=1000,
+        cache_write_1h_tokens=1000,
+        service_tier="flex",
+    )
+    assert flex == D("0.001") + D("0.02")
+
+
+def test_regional_profiles_cost_a_tenth_more_than_global_for_the_new_claude_models() -> None:
+    book = PriceBook([])
+    for model_id in ("anthropic.claude-opus-4-7", "anthropic.claude-sonnet-4-6"):
+        global_cost = _tiered_cost(book, f"global.{model_id}", None, input_tokens=1000)
+        for prefix in ("us", "eu", "apac"):
+            regional = _tiered_cost(book, f"{prefix}.{model_id}", None, input_tokens=1000)
+            assert regional == global_cost * D("1.1"), (prefix, model_id)
+
+
+def test_every_bundled_tier_is_a_known_tier_with_a_price() -> None:
+    for model_id, row in bundled_prices().items():
+        for price in (row.regional, row.global_):
+            if price is None:
+                continue
+            assert set(price.tiers) <= {"flex", "priority"}, model_id
+            for tier in price.tiers.values():
+                assert tier.input is not None and tier.output is not None, model_id

@@ -32,6 +32,7 @@ ROWS: list[dict[str, Any]] = [
         "output_tokens": 120,
         "cache_read_tokens": 0,
         "cache_write_tokens": 0,
+        "cache_write_1h_tokens": 0,
         "cost_usd": Decimal("0.0028200000"),
     },
     {
@@ -42,6 +43,7 @@ ROWS: list[dict[str, Any]] = [
         "output_tokens": 0,
         "cache_read_tokens": 5,
         "cache_write_tokens": 7,
+        "cache_write_1h_tokens": 3,
         "cost_usd": None,
     },
     {
@@ -52,6 +54,7 @@ ROWS: list[dict[str, Any]] = [
         "output_tokens": 1,
         "cache_read_tokens": 0,
         "cache_write_tokens": 0,
+        "cache_write_1h_tokens": 0,
         "cost_usd": Decimal("0.0000000001"),
     },
 ]
@@ -147,6 +150,7 @@ def test_json_has_the_contract_shape_and_exact_costs() -> None:
         "output_tokens",
         "cache_read_tokens",
         "cache_write_tokens",
+        "cache_write_1h_tokens",
         "cost_usd",
     ]
     # Numbers, not strings, and every digit: no float ever stood in between.
@@ -172,10 +176,10 @@ def test_csv_has_a_header_and_fixed_column_order() -> None:
     rows = list(csv.reader(io.StringIO(text)))
     assert rows == [
         ["team", "model", "requests", "input_tokens", "output_tokens",
-         "cache_read_tokens", "cache_write_tokens", "cost_usd"],
-        ["search", "claude-3-5-sonnet", "12", "340", "120", "0", "0", "0.00282"],
-        ["", 'mystery, "quoted"', "1", "1234567", "0", "5", "7", ""],
-        ["ads", "nova-micro", "3", "1", "1", "0", "0", "0.0000000001"],
+         "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "cost_usd"],
+        ["search", "claude-3-5-sonnet", "12", "340", "120", "0", "0", "0", "0.00282"],
+        ["", 'mystery, "quoted"', "1", "1234567", "0", "5", "7", "3", ""],
+        ["ads", "nova-micro", "3", "1", "1", "0", "0", "0", "0.0000000001"],
     ]  # fmt: skip
 
 

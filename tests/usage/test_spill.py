@@ -166,3 +166,15 @@ def test_a_lone_surrogate_is_spilled_and_read_back() -> None:
     )
     line = encode_record(record)
     assert decode_record(line).end_user == "x\ud800y"
+
+
+def test_a_line_spilled_before_the_tier_fields_still_replays() -> None:
+    import json
+
+    record = make_record(service_tier="flex", cache_write_1h_tokens=4, cache_write_tokens=9)
+    assert decode_record(encode_record(record)) == record
+    old = json.loads(encode_record(record))
+    del old["service_tier"], old["cache_write_1h_tokens"]
+    replayed = decode_record(json.dumps(old).encode())
+    assert replayed.service_tier is None and replayed.cache_write_1h_tokens == 0
+    assert replayed.cache_write_tokens == 9

@@ -46,7 +46,9 @@ def _dataset() -> list[UsageRecord]:
                 input_tokens=rng.randrange(1, 5000),
                 output_tokens=rng.randrange(0, 2000),
                 cache_read_tokens=rng.randrange(0, 300),
-                cache_write_tokens=rng.randrange(0, 100),
+                cache_write_tokens=(writes := rng.randrange(0, 100)),
+                cache_write_1h_tokens=rng.randrange(0, writes + 1) if i % 4 == 0 else 0,
+                service_tier=(None, "default", "flex", "priority")[i % 4],
                 cost_usd=None
                 if i % 11 == 0
                 else quantize_cost(Decimal(rng.randrange(10**9)) / 10**13),
@@ -86,11 +88,18 @@ def _oracle(
                 "output_tokens": 0,
                 "cache_read_tokens": 0,
                 "cache_write_tokens": 0,
+                "cache_write_1h_tokens": 0,
                 "cost_usd": None,
             },
         )
         row["requests"] += 1
-        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "cache_write_1h_tokens",
+        ):
             row[name] += getattr(record, name)
         if record.cost_usd is not None:
             row["cost_usd"] = (row["cost_usd"] or Decimal(0)) + record.cost_usd
@@ -107,6 +116,7 @@ GROUPINGS = [
     ("day", "user", "end_user"),
     ("route", "status"),
     ("model", "team", "key_id", "user", "end_user", "day"),
+    ("team", "service_tier"),
 ]
 
 
@@ -262,14 +272,14 @@ async def test_migrations_apply_once_and_reopening_keeps_the_data(backend: Backe
     second = await backend.open()
     (row,) = await second.query(group_by=["key_id"])
     assert row["requests"] == 1
-    assert await backend.versions() == [1, 3]
+    assert await backend.versions() == [1, 2, 3]
 
 
 async def test_gateways_starting_together_migrate_once(backend: Backend) -> None:
     stores = [backend.new() for _ in range(4)]
     backend.opened.extend(stores)
     await asyncio.gather(*(s.open() for s in stores))
-    assert await backend.versions() == [1, 3]
+    assert await backend.versions() == [1, 2, 3]
     for s in stores:
         await s.ping()
 
@@ -394,3 +404,97 @@ def test_schema_names_are_checked() -> None:
         open_store("sqlite:///x.db", schema="gateway")
     with pytest.raises(ValueError):
         PostgresUsageStore("postgresql://db/usage", schema='x"; DROP SCHEMA public; --')
+
+
+async def test_tier_and_one_hour_writes_are_stored(backend: Backend) -> None:
+    store = await backend.open()
+    record = make_record(
+        id="tiered", cache_write_tokens=50, cache_write_1h_tokens=30, service_tier="flex"
+    )
+    await store.write([record])
+    row = await backend.raw_row("tiered")
+    assert row["service_tier"] == "flex" and row["cache_write_1h_tokens"] == 30
+    (total,) = await store.query(group_by=["service_tier"])
+    assert total["service_tier"] == "flex" and total["cache_write_1h_tokens"] == 30
+
+
+async def test_a_version_1_sqlite_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    from gateway.usage import sqlite as sqlite_store
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    _, _, statements = sqlite_store._MIGRATIONS[0]
+    for statement in statements:
+        conn.execute(statement)
+    conn.execute(
+        "CREATE TABLE usage_schema_version (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    conn.execute("INSERT INTO usage_schema_version VALUES (1, 'v1', datetime('now'))")
+    conn.execute(
+        "INSERT INTO usage_records (id, ts, request_id, route, stream, status, input_tokens,"
+        " output_tokens, cache_read_tokens, cache_write_tokens, cost_e10, latency_ms, estimated)"
+        " VALUES ('old', '2026-11-02 12:00:00.000000', 'r', '/v1/chat/completions', 0, 200,"
+        " 10, 5, 0, 7, 280000, 1.0, 0)"
+    )
+    conn.commit()
+    conn.close()
+    store = SQLiteUsageStore(path)
+    await store.open()
+    try:
+        (row,) = await store.query(group_by=["service_tier"])
+        assert row["service_tier"] is None
+        assert row["cache_write_tokens"] == 7 and row["cache_write_1h_tokens"] == 0
+        await store.write([make_record(service_tier="priority", cache_write_1h_tokens=0)])
+        tiers = [r["service_tier"] for r in await store.query(group_by=["service_tier"])]
+        assert tiers == ["priority", None]
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_version_1_postgres_ledger_is_upgraded_in_place() -> None:
+    import os
+    import uuid
+
+    import asyncpg
+
+    from gateway.usage import postgres as postgres_store
+
+    dsn = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
+    if not dsn:
+        pytest.skip("GATEWAY_TEST_POSTGRES_URL is not set")
+    schema = f"usage_v1_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
+        _, _, statements = postgres_store._MIGRATIONS[0]
+        for statement in statements:
+            await conn.execute(statement)
+        await conn.execute(
+            "CREATE TABLE usage_schema_version (version INTEGER PRIMARY KEY, "
+            "description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        await conn.execute("INSERT INTO usage_schema_version VALUES (1, 'v1')")
+        await conn.execute(
+            "INSERT INTO usage_records (id, ts, request_id, route, stream, status, input_tokens,"
+            " output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms,"
+            " estimated) VALUES ('old', now(), 'r', '/v1/chat/completions', false, 200, 10, 5,"
+            " 0, 7, 0.000028, 1.0, false)"
+        )
+        store = PostgresUsageStore(dsn, schema=schema)
+        await store.open()
+        try:
+            (row,) = await store.query(group_by=["service_tier"])
+            assert row["service_tier"] is None
+            assert row["cache_write_tokens"] == 7 and row["cache_write_1h_tokens"] == 0
+            versions = await conn.fetch("SELECT version FROM usage_schema_version ORDER BY 1")
+            assert [v[0] for v in versions] == [1, 2, 3]
+        finally:
+            await store.close()
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()

@@ -29,7 +29,7 @@ from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.converse import ContentBlock, SystemContentBlock
 from gateway.schemas.openai import FilePart, ImagePart, InputAudioPart, RefusalPart, TextPart
 from gateway.translate.openai_chat.image_parts import image_block
-from gateway.translate.shared.cache_points import CacheMarks, append_cache_point
+from gateway.translate.shared.cache_points import CacheMarks, CachePoint, append_cache_point
 from gateway.translate.shared.documents import DocumentNames, document_block
 
 __all__ = ["ContentParts"]
@@ -76,8 +76,8 @@ class ContentParts:
                     )
                 case _:
                     assert_never(part)
-            if self._cache.requested(part.cache_control, param):
-                append_cache_point(blocks)
+            if (point := self._cache.requested(part.cache_control, param)) is not None:
+                append_cache_point(blocks, point)
         return blocks
 
     def assistant(
@@ -95,8 +95,8 @@ class ContentParts:
                     case TextPart():
                         if part.text.strip():
                             blocks.append({"text": part.text})
-                        if self._cache.requested(part.cache_control, param):
-                            append_cache_point(blocks)
+                        if (point := self._cache.requested(part.cache_control, param)) is not None:
+                            append_cache_point(blocks, point)
                     case RefusalPart():
                         if part.refusal.strip():
                             blocks.append({"text": part.refusal})
@@ -120,15 +120,18 @@ class ContentParts:
         for j, part in enumerate(content):
             if part.text.strip():
                 blocks.append({"text": part.text})
-            if self._cache.requested(part.cache_control, f"messages[{index}].content[{j}]"):
-                append_cache_point(blocks)
+            point = self._cache.requested(part.cache_control, f"messages[{index}].content[{j}]")
+            if point is not None:
+                append_cache_point(blocks, point)
         return blocks
 
-    def tool_result(self, content: str | Sequence[TextPart], index: int) -> tuple[list[str], bool]:
-        """The non-blank texts of a tool message, and whether it asks for a cache point."""
+    def tool_result(
+        self, content: str | Sequence[TextPart], index: int
+    ) -> tuple[list[str], CachePoint | None]:
+        """The non-blank texts of a tool message, and the cache point it asks for, if any."""
         if isinstance(content, str):
-            return ([content] if content.strip() else []), False
-        cached = False
+            return ([content] if content.strip() else []), None
+        cached: CachePoint | None = None
         for j, part in enumerate(content):
             param = f"messages[{index}].content[{j}]"
             cached = self._cache.requested(part.cache_control, param) or cached

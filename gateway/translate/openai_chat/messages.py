@@ -71,7 +71,11 @@ from gateway.schemas.openai import (
 )
 from gateway.schemas.openai import Message as OpenAIMessage
 from gateway.translate.openai_chat.content import ContentParts
-from gateway.translate.shared.cache_points import append_cache_point, without_repeated_cache_points
+from gateway.translate.shared.cache_points import (
+    CachePoint,
+    append_cache_point,
+    without_repeated_cache_points,
+)
 from gateway.translate.shared.reasoning import reasoning_blocks
 from gateway.translate.shared.tools import ToolNames, bedrock_identifier
 
@@ -161,8 +165,8 @@ class _Turns:
     def add_user(self, blocks: list[ContentBlock]) -> None:
         self._user_content().extend(blocks)
 
-    def add_cache_point(self) -> None:
-        append_cache_point(self._user_content())
+    def add_cache_point(self, point: CachePoint) -> None:
+        append_cache_point(self._user_content(), point)
 
     def add_tool_result(self, tool_call_id: str, texts: list[str]) -> None:
         tool_use_id = bedrock_identifier(tool_call_id)
@@ -229,8 +233,8 @@ def _add_tool_result(
         turns.add_tool_result(message.tool_call_id, texts)
     else:
         turns.add_user([{"text": _result_as_text(message.tool_call_id, texts)}])
-    if cached:
-        turns.add_cache_point()
+    if cached is not None:
+        turns.add_cache_point(cached)
 
 
 def _result_as_text(tool_call_id: str, texts: list[str]) -> str:

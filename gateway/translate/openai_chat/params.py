@@ -25,37 +25,46 @@ strings ask for nothing and are skipped. Anthropic models refuse sequences made 
 whitespace ("\\n"); for them such a sequence is unsupported: a 400 naming `stop`, or,
 with `drop_unsupported`, those sequences are removed and `stop` is listed as dropped.
 
-`requestMetadata` (Bedrock's invocation-log tags) gets the `user` field as `user` and
-then the `metadata` entries. Bedrock allows at most 16 entries, keys of 1..256 and values
-of 0..256 characters of `[a-zA-Z0-9\\s:_@$#=/+,-.]`. Metadata never fails a request: each
-other character becomes `_`, text is cut at 256, entries whose key ends up empty or
-repeated are skipped, and entries past the 16th are left out (`user` comes first).
+`requestMetadata` (Bedrock's invocation-log tags) gets the gateway's own entries first
+(`key_id`, `team`, `user` under `bedrock.request_metadata`), then the `user` field as
+`user` (`end_user` when the gateway's entries are there) and then the `metadata` entries,
+cleaned by `gateway.translate.shared.request_metadata`.
+
+`service_tier`: "auto" and "default" ask for Bedrock's default tier (no `serviceTier`
+sent), "flex" and "priority" become `serviceTier`; a tier the model's `service_tiers` does
+not list is a 400 naming `service_tier` (with `drop_unsupported`: dropped, default tier).
+`prompt_cache_retention`: "in_memory" or "24h" (1-hour cache points, see
+`gateway.translate.shared.cache_points`); anything else is a 400 naming it.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.converse import InferenceConfiguration
 from gateway.schemas.openai import ChatCompletionRequest
+from gateway.translate.shared.cache_points import CACHE_RETENTIONS
+from gateway.translate.shared.request_metadata import merged_metadata
 
 __all__ = [
     "EXTRA_BODY_HANDLED",
     "EXTRA_BODY_PARAMS",
     "IGNORED_PARAMS",
     "INFERENCE_PARAMS",
+    "SERVICE_TIERS",
     "TOP_K_FIELDS",
     "TRANSLATED_PARAMS",
     "UNSUPPORTED_PARAMS",
     "WHITESPACE_STOP_REFUSED",
     "Unsupported",
     "additional_model_request_fields",
+    "cache_retention_ttl",
     "inference_config",
     "request_metadata",
+    "service_tier",
     "unsupported_params",
 ]
 
@@ -97,9 +106,7 @@ IGNORED_PARAMS: Final = frozenset(
         "stream_options",  # read by the handler (include_usage), never sent to Bedrock
         "parallel_tool_calls",  # handled in gateway.translate.shared.tools where safe
         "store",  # OpenAI-side storage for evals and distillation
-        "service_tier",  # OpenAI capacity tiers
         "prompt_cache_key",  # OpenAI cache routing; Bedrock caching uses cachePoint blocks
-        "prompt_cache_retention",
         "prompt_cache_options",
         "safety_identifier",  # OpenAI abuse monitoring
     }
@@ -125,6 +132,8 @@ TRANSLATED_PARAMS: Final = frozenset(
         "tool_choice",
         "response_format",  # gateway.translate.shared.structured
         "reasoning_effort",  # gateway.translate.shared.reasoning
+        "service_tier",  # service_tier() below
+        "prompt_cache_retention",  # cache_retention_ttl() below
     }
 )
 
@@ -290,26 +299,65 @@ def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-# -- requestMetadata -----------------------------------------------------------------------
-
-_METADATA_DISALLOWED: Final = re.compile(r"[^a-zA-Z0-9 \t\n\x0b\f\r:_@$#=/+,\-.]")
-_METADATA_MAX_ENTRIES: Final = 16
-_METADATA_MAX_CHARS: Final = 256
+# -- requestMetadata, service tier, cache retention -----------------------------------------
 
 
-def request_metadata(user: str | None, metadata: Mapping[str, str] | None) -> dict[str, str]:
-    pairs = [("user", user)] if user else []
-    pairs.extend((metadata or {}).items())
-    result: dict[str, str] = {}
-    for key, value in pairs:
-        clean_key = _metadata_text(key)
-        if not clean_key or clean_key in result:
-            continue
-        result[clean_key] = _metadata_text(value)
-        if len(result) == _METADATA_MAX_ENTRIES:
-            break
-    return result
+def request_metadata(
+    user: str | None,
+    metadata: Mapping[str, str] | None,
+    gateway: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """`requestMetadata`: the gateway's entries, then `user`, then the client's `metadata`.
+
+    With the gateway's entries, whose `user` is the key's user, the request's `user` field
+    (the end user, as the usage record calls it) goes in as `end_user`.
+    """
+    client = [("end_user" if gateway else "user", user)] if user else []
+    client.extend((metadata or {}).items())
+    return merged_metadata(gateway, client)
 
 
-def _metadata_text(text: str) -> str:
-    return _METADATA_DISALLOWED.sub("_", text[:_METADATA_MAX_CHARS])
+# OpenAI `service_tier` -> Converse `serviceTier.type`; None: Bedrock's default (not sent).
+SERVICE_TIERS: Final[Mapping[str, str | None]] = {
+    "auto": None,
+    "default": None,
+    "flex": "flex",
+    "priority": "priority",
+}
+
+
+def service_tier(
+    requested: str | None, *, allowed: Sequence[str], drop: bool, dropped: list[str]
+) -> str | None:
+    """The Converse tier for `requested` if the model accepts it; None for the default."""
+    if requested is None or requested == "auto":
+        return None
+    if requested not in SERVICE_TIERS:
+        raise InvalidRequestError(
+            f"service_tier must be one of {', '.join(SERVICE_TIERS)}; got {requested!r}.",
+            param="service_tier",
+        )
+    if requested in allowed:
+        return SERVICE_TIERS[requested]
+    if not drop:
+        raise UnsupportedParameterError(
+            f"This model does not offer the {requested!r} service tier; it offers "
+            f"{', '.join(['auto', *allowed])}.",
+            param="service_tier",
+        )
+    dropped.append("service_tier")
+    return None
+
+
+def cache_retention_ttl(retention: str | None) -> str:
+    """The default cache point lifetime for OpenAI `prompt_cache_retention`."""
+    if retention is None:
+        return "5m"
+    ttl = CACHE_RETENTIONS.get(retention)
+    if ttl is None:
+        raise InvalidRequestError(
+            f"prompt_cache_retention must be one of {', '.join(CACHE_RETENTIONS)}; "
+            f"got {retention!r}.",
+            param="prompt_cache_retention",
+        )
+    return ttl

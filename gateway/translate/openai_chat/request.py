@@ -15,12 +15,14 @@ The rules live with the code that applies them:
 * `gateway.translate.shared.cache_points`: prompt-cache points and `auto_cache_system`.
 * `gateway.translate.shared.tools`: tool definitions, `tool_choice` (including how "none" is
   honoured), `parallel_tool_calls`, and the mapping of tool names Bedrock would refuse.
-* `gateway.translate.shared.structured`: `response_format` as a tool, and how it
-  combines with the client's tools.
+* `gateway.translate.shared.structured`: `response_format` natively (`outputConfig`) or
+  as a tool, and how the tool combines with the client's tools.
 * `gateway.translate.shared.reasoning`: `reasoning_effort` and `thinking`, the settings
   thinking forbids, max tokens against the budget, and reasoning echoed in the history.
 * `gateway.translate.openai_chat.params`: the tables of supported, ignored and unsupported
-  parameters, `extra_body` fields, and `requestMetadata`.
+  parameters, `extra_body` fields, `service_tier`, `prompt_cache_retention` and
+  `requestMetadata` (`request_metadata=` carries the gateway's own entries, from
+  `gateway.translate.shared.request_metadata.gateway_request_metadata`).
 
 Anything Bedrock cannot honour raises `UnsupportedParameterError` naming the parameter,
 unless the caller passes `drop_unsupported=True` (the `drop_unsupported_params` config
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from gateway.schemas.converse import ConverseRequest
+from gateway.schemas.converse import ConverseRequest, OutputConfig
 from gateway.schemas.openai import ChatCompletionRequest, JSONObjectFormat, JSONSchemaFormat
 from gateway.translate.openai_chat.content import ContentParts
 from gateway.translate.openai_chat.image_parts import UnfetchedImageError
@@ -44,10 +46,12 @@ from gateway.translate.openai_chat.image_parts import remote_image_urls as _remo
 from gateway.translate.openai_chat.messages import convert_messages
 from gateway.translate.openai_chat.params import (
     additional_model_request_fields,
+    cache_retention_ttl,
     inference_config,
-    request_metadata,
+    service_tier,
     unsupported_params,
 )
+from gateway.translate.openai_chat.params import request_metadata as _request_metadata
 from gateway.translate.shared.cache_points import CacheMarks, add_system_cache_point
 from gateway.translate.shared.reasoning import (
     fit_max_tokens,
@@ -55,7 +59,11 @@ from gateway.translate.shared.reasoning import (
     thinking_fields,
     without_refused_settings,
 )
-from gateway.translate.shared.structured import response_tool, with_response_tool
+from gateway.translate.shared.structured import (
+    native_text_format,
+    response_tool,
+    with_response_tool,
+)
 from gateway.translate.shared.tools import (
     ToolNames,
     disable_parallel_tool_use,
@@ -83,18 +91,24 @@ class ModelOptions:
     """What the translator needs to know about the model, from its config entry.
 
     The defaults are those of a model the config does not describe: no reasoning, no
-    automatic cache point, Bedrock's documented 3.75 MB limit per image.
+    automatic cache point, Bedrock's documented 3.75 MB limit per image, structured
+    output through a tool, the default service tier only.
     `reasoning_budgets` maps the effort levels "low", "medium" and "high" to thinking
-    budgets in tokens.
+    budgets in tokens; `reasoning_mode` "adaptive" uses effort instead of budgets.
     """
 
     reasoning_supported: bool = False
     reasoning_budgets: Mapping[str, int] = field(default_factory=lambda: DEFAULT_REASONING_BUDGETS)
     auto_cache_system: bool = False
     max_image_bytes: int = 3_750_000
+    reasoning_mode: str = "budget"  # "budget" | "adaptive"
+    structured_output: str = "tool"  # "tool" | "native"
+    service_tiers: tuple[str, ...] = ("default",)
 
 
 _DEFAULT_OPTIONS: Final = ModelOptions()
+
+
 _NO_IMAGES: Final[Mapping[str, tuple[str, bytes]]] = MappingProxyType({})
 
 
@@ -132,15 +146,19 @@ def openai_to_converse_request(
     drop_unsupported: bool = False,
     options: ModelOptions = _DEFAULT_OPTIONS,
     images: Mapping[str, tuple[str, bytes]] | None = None,
+    request_metadata: Mapping[str, str] | None = None,
 ) -> ConverseCall:
     """The Converse call for `req`; see the module docstring.
 
     `images` maps each URL from `remote_image_urls(req)` to its (format, bytes); a URL
-    missing from it raises `UnfetchedImageError`, a bug in the caller.
+    missing from it raises `UnfetchedImageError`, a bug in the caller. `request_metadata`
+    holds the gateway's own `requestMetadata` entries (key_id, team, user), sent first.
     """
+    gateway_metadata = request_metadata
     drop = drop_unsupported
     dropped = unsupported_params(req, drop=drop)
     extra = dict(req.model_extra or {})
+    tier = service_tier(req.service_tier, allowed=options.service_tiers, drop=drop, dropped=dropped)
     thinking = requested_thinking(
         req,
         extra,
@@ -148,6 +166,7 @@ def openai_to_converse_request(
         budgets=options.reasoning_budgets,
         drop=drop,
         dropped=dropped,
+        adaptive=options.reasoning_mode == "adaptive",
     )
     if thinking is not None:
         req = without_refused_settings(req, extra, drop=drop, dropped=dropped)
@@ -161,7 +180,9 @@ def openai_to_converse_request(
 
     tools = function_tools(req.tools)
     names = ToolNames(request_tool_names(req, tools) if tools else ())
-    cache = CacheMarks(drop=drop, dropped=dropped)
+    cache = CacheMarks(
+        drop=drop, dropped=dropped, default_ttl=cache_retention_ttl(req.prompt_cache_retention)
+    )
     parts = ContentParts(
         images=images if images is not None else _NO_IMAGES,
         max_image_bytes=options.max_image_bytes,
@@ -189,9 +210,13 @@ def openai_to_converse_request(
         names,
         history_has_tool_blocks=conversation.has_tool_blocks,
         cache=cache,
+        strict_tools=options.structured_output == "native",
     )
+    output: OutputConfig = {}
     structured_output_tool: str | None = None
-    if isinstance(req.response_format, JSONObjectFormat | JSONSchemaFormat):
+    if isinstance(req.response_format, JSONSchemaFormat) and options.structured_output == "native":
+        output["textFormat"] = native_text_format(req.response_format)
+    elif isinstance(req.response_format, JSONObjectFormat | JSONSchemaFormat):
         response = response_tool(req.response_format, names)
         tool_configuration = with_response_tool(
             tool_configuration,
@@ -206,11 +231,17 @@ def openai_to_converse_request(
         disable_parallel_tool_use(additional, model_id=model_id, tool_config=tool_configuration)
     if additional:
         request["additionalModelRequestFields"] = additional
-    metadata = request_metadata(req.user, req.metadata)
+    if thinking is not None and thinking.effort is not None:
+        output["effort"] = thinking.effort
+    if output:
+        request["outputConfig"] = output
+    if tier is not None:
+        request["serviceTier"] = {"type": tier}  # type: ignore[typeddict-item]
+    metadata = _request_metadata(req.user, req.metadata, gateway_metadata)
     if metadata:
         request["requestMetadata"] = metadata
     if options.auto_cache_system:
-        add_system_cache_point(request)
+        add_system_cache_point(request, cache.default_ttl)
     return ConverseCall(
         request=request,
         dropped=tuple(dropped),

@@ -39,12 +39,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.translate.shared.finish_reasons import finish_reason
+from gateway.translate.shared.finish_reasons import finish_reason, stop_reason_error
 
 __all__ = [
     "converse_to_openai_response",
     "encode_redacted",
     "openai_usage",
+    "served_tier",
     "tool_arguments",
 ]
 
@@ -77,6 +78,14 @@ def openai_usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
         "total_tokens": prompt + completion,
         "prompt_tokens_details": details,
     }
+
+
+def served_tier(response: Mapping[str, Any]) -> str | None:
+    """The tier Bedrock says it served on (`serviceTier.type`), or None when it does not say."""
+    tier = response.get("serviceTier")
+    if isinstance(tier, Mapping) and isinstance(tier.get("type"), str):
+        return str(tier["type"])
+    return None
 
 
 def tool_arguments(tool_input: Any) -> str:
@@ -127,7 +136,12 @@ def converse_to_openai_response(
     `model` is the name the client asked for, `tool_names` maps the names sent to Bedrock
     back to the client's own (the request translator may have had to rename them), and
     `structured_output_tool` names the tool whose call is the JSON answer (see above).
+    An answer that stopped malformed (`malformed_tool_use`, `malformed_model_output`) raises
+    the `UpstreamError` to send instead. `service_tier` is set when Bedrock names its tier.
     """
+    error = stop_reason_error(resp.get("stopReason"))
+    if error is not None:
+        raise error
     # Bedrock can answer HTTP 200 without an output message (envoyproxy/ai-gateway guards
     # the same case); that is an empty answer, not a reason to fail with a 500.
     output = resp.get("output") or {}
@@ -198,7 +212,7 @@ def converse_to_openai_response(
     if redacted:
         message["reasoning_redacted"] = redacted
 
-    return {
+    result: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
@@ -213,3 +227,8 @@ def converse_to_openai_response(
         ],
         "usage": openai_usage(resp.get("usage")),
     }
+    tier = served_tier(resp)
+    if tier is not None:
+        # OpenAI's field: the tier that served the request.
+        result["service_tier"] = tier
+    return result

@@ -23,6 +23,11 @@ What the real stream does, and what OpenAI clients expect instead:
 * `metadata` (usage) follows `messageStop` on the real service, but a stream where it comes
   first, or where `messageStop` never comes, must still end well: the usage chunk waits for
   the finish chunk, and `flush()` supplies a missing finish.
+* `stopReason` `malformed_tool_use` / `malformed_model_output` (the answer is unusable):
+  instead of a finish chunk, the OpenAI error payload (`error` holds it for the record),
+  as `gateway.translate.shared.finish_reasons.stop_reason_error` describes.
+* The metadata event's `serviceTier` (the tier Bedrock served the request on) is kept as
+  `service_tier`, for the usage record.
 * Structured output follows the rules in `gateway.translate.openai_chat.response`: the argument
   fragments of the `structured_output_tool` call are sent as `content` deltas (no
   `tool_calls` delta for it), "{}" if it had no input, and `finish_reason` is "stop"
@@ -39,9 +44,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.translate.openai_chat.response import encode_redacted, openai_usage
+from gateway.errors import UpstreamError
+from gateway.translate.openai_chat.response import encode_redacted, openai_usage, served_tier
 from gateway.translate.shared.errors import to_upstream_error
-from gateway.translate.shared.finish_reasons import finish_reason
+from gateway.translate.shared.finish_reasons import finish_reason, stop_reason_error
 
 __all__ = ["StreamTranslator", "error_event"]
 
@@ -100,6 +106,8 @@ class StreamTranslator:
         self._finish_reason: str | None = None
         self._unknown_events = 0
         self._output_chars = 0
+        self._service_tier: str | None = None
+        self._error: UpstreamError | None = None
 
     @property
     def usage(self) -> dict[str, Any] | None:
@@ -110,6 +118,16 @@ class StreamTranslator:
     def stop_reason(self) -> str | None:
         """Bedrock's `stopReason`, or None while (or if) `messageStop` has not arrived."""
         return self._stop_reason
+
+    @property
+    def service_tier(self) -> str | None:
+        """The tier Bedrock served the stream on (metadata `serviceTier`), None if unsaid."""
+        return self._service_tier
+
+    @property
+    def error(self) -> UpstreamError | None:
+        """The error sent instead of a finish chunk (a malformed answer), if any."""
+        return self._error
 
     @property
     def finish_reason(self) -> str | None:
@@ -283,6 +301,12 @@ class StreamTranslator:
         if self._finished:
             return []
         self._stop_reason = stop_reason if isinstance(stop_reason, str) else None
+        error = stop_reason_error(self._stop_reason)
+        if error is not None:
+            self._finished = True
+            self._usage_sent = True  # an error is the stream's last payload
+            self._error = error
+            return [error.to_openai()]
         return self._finish(finish_reason(self._stop_reason))
 
     def _finish(self, reason: str) -> list[Chunk]:
@@ -306,6 +330,7 @@ class StreamTranslator:
         usage = metadata.get("usage")
         if isinstance(usage, Mapping):
             self._usage = dict(usage)
+        self._service_tier = served_tier(metadata) or self._service_tier
         return self._usage_chunk()
 
     def _usage_chunk(self) -> list[Chunk]:

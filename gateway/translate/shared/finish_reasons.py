@@ -6,7 +6,15 @@ parametrized test walks all of them (`tests/translate/test_mappings.py`).
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_FINISH_REASON", "FINISH_REASONS", "finish_reason"]
+from gateway.errors import UpstreamError
+
+__all__ = [
+    "DEFAULT_FINISH_REASON",
+    "FAILED_STOP_REASONS",
+    "FINISH_REASONS",
+    "finish_reason",
+    "stop_reason_error",
+]
 
 # Converse `stopReason` -> OpenAI `finish_reason`. The Converse values are the `StopReason`
 # enum of botocore's bedrock-runtime service model; a test fails when botocore grows a value
@@ -23,6 +31,21 @@ FINISH_REASONS: dict[str, str] = {
     "guardrail_intervened": "content_filter",
 }
 
+# Converse stop reasons that mean the answer is unusable, not finished: the model produced
+# a tool call whose input does not parse or fit the schema, or output Bedrock could not
+# read. No finish_reason would be honest, so the client gets an error that says so (502:
+# the model failed, not the caller; OpenAI's SDKs retry it, and a retry often succeeds).
+FAILED_STOP_REASONS: dict[str, str] = {
+    "malformed_tool_use": (
+        "The model produced a malformed tool call (Bedrock stopReason malformed_tool_use); "
+        "retry the request."
+    ),
+    "malformed_model_output": (
+        "The model produced output Bedrock could not use (Bedrock stopReason "
+        "malformed_model_output); retry the request."
+    ),
+}
+
 # A stop reason we do not know yet (Bedrock adds them, e.g. `model_context_window_exceeded`
 # arrived in 2025) still ends a complete answer. "stop" is the one value every OpenAI client
 # treats as "the message is done, show it"; the others ask the client to act (run tools,
@@ -35,3 +58,17 @@ def finish_reason(stop_reason: str | None) -> str:
     if stop_reason is None:
         return DEFAULT_FINISH_REASON
     return FINISH_REASONS.get(stop_reason, DEFAULT_FINISH_REASON)
+
+
+def stop_reason_error(stop_reason: str | None) -> UpstreamError | None:
+    """The error to send instead of an answer that stopped as `FAILED_STOP_REASONS` says."""
+    message = FAILED_STOP_REASONS.get(stop_reason or "")
+    if message is None:
+        return None
+    return UpstreamError(
+        message,
+        status=502,
+        type="server_error",
+        code=stop_reason,
+        bedrock_error=stop_reason or "",
+    )

@@ -14,6 +14,15 @@ A request turns thinking on in one of two ways, never both (400 naming `thinking
 A model whose options do not list reasoning support refuses either (400 naming the
 parameter), or, with `drop_unsupported`, the parameter is dropped and listed.
 
+Adaptive models (`reasoning.mode: adaptive`: Claude Opus 4.7 and later refuse
+`budget_tokens` with a 400) decide themselves how much to think. There
+`reasoning_effort` becomes `{"thinking": {"type": "adaptive"}}` in
+`additionalModelRequestFields` plus Converse `outputConfig.effort` (`ADAPTIVE_EFFORTS`:
+"minimal" is "low", the others keep their name; "none" asks for no thinking), and
+`thinking` in the extra fields may be `{"type": "adaptive"}` (the model's default effort)
+or "disabled"; "enabled" with a budget is a 400 naming `thinking.type`, because the model
+would refuse it. No budget means no max-tokens arithmetic: `maxTokens` goes as sent.
+
 While thinking is on, Anthropic refuses some sampling settings and forced tool use.
 `THINKING_RULES` lists them: `temperature` must be 1 or left out, `top_p` at least 0.95
 or left out, `top_k` left out, and `tool_choice` "auto" or "none". Anything else is a 400
@@ -55,6 +64,7 @@ from gateway.schemas.converse import ContentBlock, InferenceConfiguration, Reaso
 from gateway.schemas.openai import AssistantMessage, ChatCompletionRequest
 
 __all__ = [
+    "ADAPTIVE_EFFORTS",
     "ANSWER_TOKENS",
     "EFFORT_LEVELS",
     "MIN_BUDGET_TOKENS",
@@ -79,14 +89,30 @@ EFFORT_LEVELS: Final[Mapping[str, str | None]] = {
     "max": "high",
 }
 
+# OpenAI `reasoning_effort` -> Converse `outputConfig.effort` on adaptive models (None: no
+# thinking). Bedrock documents low, medium, high, xhigh and max for `effort`.
+ADAPTIVE_EFFORTS: Final[Mapping[str, str | None]] = {
+    "none": None,
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "xhigh",
+    "max": "max",
+}
+
 MIN_BUDGET_TOKENS: Final = 1024  # Anthropic's minimum thinking budget
 ANSWER_TOKENS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
 class Thinking:
-    budget_tokens: int
+    """Thinking to turn on: a budget (`budget_tokens`), or adaptive (`effort`, maybe None)."""
+
+    budget_tokens: int | None
     param: str  # the parameter that asked for it: "reasoning_effort" or "thinking"
+    adaptive: bool = False
+    effort: str | None = None  # adaptive only: Converse outputConfig.effort
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +147,24 @@ def requested_thinking(
     budgets: Mapping[str, int],
     drop: bool,
     dropped: list[str],
+    adaptive: bool = False,
 ) -> Thinking | None:
     """The thinking the request asks for, checked against the model; None for none."""
     raw = extra.get("thinking")
-    asked: dict[str, int] = {}
-    level = EFFORT_LEVELS[req.reasoning_effort] if req.reasoning_effort else None
-    if level is not None:
-        asked["reasoning_effort"] = budgets[level]
-    budget = None if raw is None else _thinking_budget(raw)
-    if budget is not None:
-        asked["thinking"] = budget
+    asked: dict[str, Thinking] = {}
+    if adaptive:
+        effort = ADAPTIVE_EFFORTS[req.reasoning_effort] if req.reasoning_effort else None
+        if effort is not None:
+            asked["reasoning_effort"] = Thinking(None, "reasoning_effort", True, effort)
+        if raw is not None and _adaptive_thinking(raw):
+            asked["thinking"] = Thinking(None, "thinking", True)
+    else:
+        level = EFFORT_LEVELS[req.reasoning_effort] if req.reasoning_effort else None
+        if level is not None:
+            asked["reasoning_effort"] = Thinking(budgets[level], "reasoning_effort")
+        budget = None if raw is None else _thinking_budget(raw)
+        if budget is not None:
+            asked["thinking"] = Thinking(budget, "thinking")
     if not asked:
         return None
     if not supported:
@@ -147,8 +181,33 @@ def requested_thinking(
         raise InvalidRequestError(
             "Send either 'reasoning_effort' or 'thinking', not both.", param="thinking"
         )
-    ((name, budget),) = asked.items()
-    return Thinking(budget_tokens=budget, param=name)
+    ((_, thinking),) = asked.items()
+    return thinking
+
+
+def _adaptive_thinking(raw: Any) -> bool:
+    """`thinking` on an adaptive model: True for {"type": "adaptive"}, False for disabled."""
+    if not isinstance(raw, dict):
+        raise InvalidRequestError(
+            'thinking must be an object such as {"type": "adaptive"}.', param="thinking"
+        )
+    kind = raw.get("type")
+    if kind == "enabled":
+        raise UnsupportedParameterError(
+            "This model thinks adaptively and refuses a thinking budget: send "
+            '\'reasoning_effort\' (or thinking {"type": "adaptive"}) instead.',
+            param="thinking.type",
+        )
+    if kind not in ("adaptive", "disabled"):
+        raise InvalidRequestError(
+            "thinking.type must be 'adaptive' or 'disabled'.", param="thinking.type"
+        )
+    for key in raw:
+        if key != "type":
+            raise InvalidRequestError(
+                f"Unknown field '{key}' in thinking.", param=f"thinking.{key}"
+            )
+    return bool(kind == "adaptive")
 
 
 def _thinking_budget(raw: Any) -> int | None:
@@ -208,6 +267,8 @@ def without_refused_settings(
 
 def thinking_fields(thinking: Thinking) -> dict[str, Any]:
     """The `additionalModelRequestFields` entry that turns thinking on."""
+    if thinking.adaptive:
+        return {"thinking": {"type": "adaptive"}}
     return {"thinking": {"type": "enabled", "budget_tokens": thinking.budget_tokens}}
 
 
@@ -216,6 +277,8 @@ def fit_max_tokens(
 ) -> None:
     """Make `maxTokens` leave room beyond the budget, or refuse; see the module docstring."""
     budget = thinking.budget_tokens
+    if budget is None:  # adaptive: no budget to make room for
+        return
     current = config.get("maxTokens")
     if current is None:
         config["maxTokens"] = budget + ANSWER_TOKENS

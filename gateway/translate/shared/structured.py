@@ -1,7 +1,15 @@
-"""`response_format` (JSON mode and structured outputs) as a tool the model must call.
+"""`response_format` (JSON mode and structured outputs): natively, or as a forced tool.
 
-The Converse model in the botocore that aioboto3 pins has no `outputConfig`, so the only
-way to make a model answer with JSON that follows a schema is a tool: the schema becomes
+Native (`structured_output: native` models, such as Claude Sonnet 4.5 and later): a
+`json_schema` format becomes Converse `outputConfig.textFormat` (`native_text_format`):
+type "json_schema", the schema serialised as a JSON string (the service model's
+`JsonSchemaDefinition.schema` is a string), `name` and `description` as given. Bedrock
+then constrains decoding to the schema and the answer is plain text, returned as the
+content as it is. `json_object` has no schema to enforce, so it takes the tool below on
+every model.
+
+Everywhere else the only way to make a model answer with JSON that follows a schema is
+a tool: the schema becomes
 the tool's `inputSchema`, the model is made to call it, and the response translators turn
 the call's input back into the message `content` (a compact JSON string, no tool call,
 `finish_reason` "stop"), which is what OpenAI clients read, and what
@@ -42,11 +50,18 @@ The response side needs the tool's Bedrock name: `ConverseCall.structured_output
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.errors import InvalidRequestError
-from gateway.schemas.converse import Tool, ToolConfiguration, ToolSpecification
+from gateway.schemas.converse import (
+    JsonSchemaDefinition,
+    OutputFormat,
+    Tool,
+    ToolConfiguration,
+    ToolSpecification,
+)
 from gateway.schemas.openai import JSONObjectFormat, JSONSchemaFormat, NamedToolChoice
 from gateway.schemas.openai import ToolChoice as OpenAIToolChoice
 from gateway.translate.shared.tools import ToolNames
@@ -55,6 +70,7 @@ __all__ = [
     "JSON_OBJECT_TOOL",
     "RESPONSE_TOOL_DESCRIPTION",
     "ResponseTool",
+    "native_text_format",
     "response_tool",
     "with_response_tool",
 ]
@@ -89,6 +105,19 @@ def response_tool(fmt: JSONObjectFormat | JSONSchemaFormat, names: ToolNames) ->
         "inputSchema": {"json": schema},
     }
     return ResponseTool(name=name, tool={"toolSpec": spec})
+
+
+def native_text_format(fmt: JSONSchemaFormat) -> OutputFormat:
+    """Converse `outputConfig.textFormat` for a `json_schema` response format."""
+    schema = _object_schema(fmt.json_schema.schema_)
+    definition: JsonSchemaDefinition = {
+        # Compact and in the client's key order: the same request gives the same bytes.
+        "schema": json.dumps(schema, separators=(",", ":"), ensure_ascii=False),
+        "name": fmt.json_schema.name,
+    }
+    if fmt.json_schema.description:
+        definition["description"] = fmt.json_schema.description
+    return {"type": "json_schema", "structure": {"jsonSchema": definition}}
 
 
 def _object_schema(schema: dict[str, Any] | None) -> dict[str, Any]:

@@ -44,8 +44,10 @@ several tool calls in one turn.
 
 Tool definitions: `parameters` becomes `inputSchema.json`; a missing schema becomes the
 empty object schema, and a schema without a top-level `type` gets `"object"` (Bedrock
-requires an object schema). `strict` is accepted and not enforced: Bedrock has no strict
-mode, the schema is still sent and models follow it closely. Custom (free-form grammar)
+requires an object schema). `strict: true` becomes `toolSpec.strict` on models with native
+structured output (`strict_tools`), where Bedrock then holds the call's input to the
+schema; elsewhere it is accepted and not enforced, the schema is still sent and models
+follow it closely. Custom (free-form grammar)
 tools are refused with a 400 naming them. `cache_control` on a tool (as Anthropic-style
 clients send it) puts a `cachePoint` right after that tool in the list, so the
 definitions up to it can be cached (`gateway.translate.shared.cache_points` has the rules).
@@ -206,6 +208,7 @@ def tool_config(
     *,
     history_has_tool_blocks: bool,
     cache: CacheMarks,
+    strict_tools: bool = False,
 ) -> ToolConfiguration | None:
     """The Converse `toolConfig` for the request's tools, or None when none is to be sent."""
     choice = _tool_choice(tool_choice, tools, names)
@@ -213,16 +216,17 @@ def tool_config(
         return None
     definitions: list[Tool] = []
     for i, tool in enumerate(tools):
-        definitions.append(_tool(tool, i, names))
-        if cache.requested(tool.cache_control, f"tools[{i}]"):
-            definitions.append({"cachePoint": {"type": "default"}})
+        definitions.append(_tool(tool, i, names, strict_tools=strict_tools))
+        point = cache.requested(tool.cache_control, f"tools[{i}]")
+        if point is not None:
+            definitions.append(point)  # type: ignore[arg-type]
     config: ToolConfiguration = {"tools": definitions}
     if choice is not None:
         config["toolChoice"] = choice
     return config
 
 
-def _tool(tool: FunctionTool, index: int, names: ToolNames) -> Tool:
+def _tool(tool: FunctionTool, index: int, names: ToolNames, *, strict_tools: bool) -> Tool:
     function = tool.function
     schema = function.parameters
     if schema is None:
@@ -240,6 +244,8 @@ def _tool(tool: FunctionTool, index: int, names: ToolNames) -> Tool:
     }
     if function.description:
         spec["description"] = function.description
+    if strict_tools and function.strict:
+        spec["strict"] = True
     return {"toolSpec": spec}
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import SSLError as BotoSSLError
 
 from gateway.bedrock.client import AioBedrockClient, BedrockError
 from gateway.config import BedrockConfig
+from tests.bedrock.scripted import MODEL_ID, REQUEST, ScriptedServer, _Credentials, client_for
 from tests.servers import free_port
-from tests.transport.scripted import MODEL_ID, REQUEST, ScriptedServer, _Credentials, client_for
 
 pytestmark = pytest.mark.skipif(
     shutil.which("openssl") is None, reason="needs the openssl command to make certificates"
@@ -86,7 +87,9 @@ async def test_a_certificate_that_does_not_check_out_is_refused(
             with pytest.raises(BedrockError) as caught:
                 await client.converse(MODEL_ID, REQUEST)
             assert caught.value.name == "ConnectionError"
-            assert isinstance(caught.value.__cause__.__cause__, ssl.SSLError)  # type: ignore[union-attr]
+            # botocore's SSLError, raised by aiobotocore for the failed verification.
+            assert isinstance(caught.value.__cause__, BotoSSLError)
+            assert "certificate verify failed" in str(caught.value.__cause__)
         assert server.received == []
 
 

@@ -1,6 +1,6 @@
 """A Bedrock stand-in whose every answer a test writes byte for byte.
 
-The emulator always speaks proper HTTP; the transport must also survive servers that do
+The emulator always speaks proper HTTP; the HTTP session must also survive servers that do
 not: answers split anywhere, chunked bodies, connections closed early, silence, garbage.
 `ScriptedServer` accepts connections on 127.0.0.1, reads each request (head and body) and
 hands it to the test's `answer` coroutine, which writes whatever it likes.

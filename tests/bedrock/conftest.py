@@ -1,6 +1,6 @@
-"""Every transport test runs on both event loops: uvloop in production, asyncio in tests.
+"""Every Bedrock client test runs on both event loops: uvloop in production, asyncio in tests.
 
-They differ where a transport can trip: uvloop's transports are not `asyncio.Transport`
+They differ where an HTTP client can trip: uvloop's transports are not `asyncio.Transport`
 subclasses, and they call protocol callbacks in their own order.
 """
 

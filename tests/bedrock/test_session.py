@@ -1,7 +1,9 @@
-"""`BedrockHTTPSession` under a real aiobotocore client, against servers that misbehave.
+"""aiobotocore's aiohttp session, as `AioBedrockClient` tunes it, against servers that misbehave.
 
-Each test drives `AioBedrockClient` (aiobotocore serializes, signs and parses; our
-session carries the bytes) against a `ScriptedServer` on 127.0.0.1.
+Each test drives `AioBedrockClient` (aiobotocore serializes, signs and parses; its aiohttp
+session, configured by `gateway.bedrock.client.aio_config`, carries the bytes) against a
+`ScriptedServer` on 127.0.0.1. They are about behaviour the gateway relies on: connections
+reused and released (never handed to a caller who left), timeouts, broken answers.
 """
 
 from __future__ import annotations
@@ -14,13 +16,11 @@ from typing import Any
 import pytest
 from aiobotocore.httpsession import AIOHTTPSession
 
-import gateway.transport.session as transport_session
+import gateway.bedrock.client as bedrock_client
 from gateway.bedrock.client import AioBedrockClient, BedrockError
 from gateway.config import BedrockConfig
 from gateway.emulator.eventstream import event_frame
-from gateway.transport import BedrockHTTPSession
-from tests.servers import free_port
-from tests.transport.scripted import (
+from tests.bedrock.scripted import (
     ANSWER,
     CONVERSE_ANSWER,
     MODEL_ID,
@@ -30,20 +30,28 @@ from tests.transport.scripted import (
     client_for,
     http_answer,
 )
+from tests.servers import free_port
 
 
 def session_of(client: AioBedrockClient) -> Any:
     return client._client(None)._endpoint.http_session
 
 
-async def test_the_gateway_session_is_the_default_and_aiohttp_can_be_chosen() -> None:
+async def test_the_session_is_aiohttp_tuned_from_the_bedrock_config() -> None:
     async with ScriptedServer() as server:
-        async with client_for(server) as client:
-            assert isinstance(session_of(client), BedrockHTTPSession)
+        config = {"max_connections": 7, "connect_timeout_s": 2.5, "read_timeout_s": 42}
+        async with client_for(server, **config) as client:
+            session = session_of(client)
+            assert isinstance(session, AIOHTTPSession)
             assert (await client.converse(MODEL_ID, REQUEST))["stopReason"] == "end_turn"
-        async with client_for(server, http_client="aiohttp") as client:
-            assert isinstance(session_of(client), AIOHTTPSession)
-            assert (await client.converse(MODEL_ID, REQUEST))["stopReason"] == "end_turn"
+            raw = client._client(None)
+            assert raw.meta.config.max_pool_connections == 7
+            assert raw.meta.config.connect_timeout == 2.5
+            assert raw.meta.config.read_timeout == 42
+            assert raw.meta.config.tcp_keepalive is True
+            assert raw.meta.config.connector_args["keepalive_timeout"] == bedrock_client.KEEPALIVE_S
+            (aiohttp_session,) = session._sessions.values()
+            assert aiohttp_session.connector.limit == 7
 
 
 async def test_calls_one_after_another_share_one_connection() -> None:
@@ -118,7 +126,7 @@ async def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
 
 
 async def test_connections_idle_past_the_keepalive_limit_are_replaced(monkeypatch: Any) -> None:
-    monkeypatch.setattr(transport_session, "KEEPALIVE_S", 0.05)
+    monkeypatch.setattr(bedrock_client, "KEEPALIVE_S", 0.05)
     async with ScriptedServer() as server, client_for(server) as client:
         await client.converse(MODEL_ID, REQUEST)
         await client.converse(MODEL_ID, REQUEST)  # at once: reused
@@ -330,7 +338,7 @@ async def test_a_stream_closed_early_drops_its_connection() -> None:
 
 
 async def test_a_large_body_read_slowly_arrives_whole() -> None:
-    # More than the transport buffers before it stops reading from the socket.
+    # More than the HTTP client buffers before it stops reading from the socket.
     body = bytes(range(256)) * (3 * 4096 + 1)
 
     async def big(exchange: Exchange) -> None:

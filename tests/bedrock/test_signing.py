@@ -1,7 +1,7 @@
-"""What our transport puts on the wire is exactly what botocore signed.
+"""What the HTTP session puts on the wire is exactly what botocore signed.
 
 SigV4 signs the method, the path as sent, the Host header, the other signed headers and
-the SHA-256 of the body. A transport that re-encodes the path, writes another Host (a
+the SHA-256 of the body. An HTTP client that re-encodes the path, writes another Host (a
 default port left in, say) or touches the body makes every real Bedrock call fail with
 `InvalidSignatureException`, which the emulator (it does not check signatures) would never
 show. So the server here recomputes each signature from the bytes it received.
@@ -10,16 +10,13 @@ show. So the server here recomputes each signature from the bytes it received.
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
-import pytest
-from botocore.auth import SigV4Auth, _host_from_url
+from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from gateway.emulator.eventstream import event_frame
-from gateway.transport.session import _host_header
-from tests.transport.scripted import (
+from tests.bedrock.scripted import (
     CONVERSE_ANSWER,
     MODEL_ID,
     REQUEST,
@@ -30,26 +27,6 @@ from tests.transport.scripted import (
     client_for,
     http_answer,
 )
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:8411/model/x/converse",
-        "http://localhost/model/x/converse",
-        "http://localhost:80/model/x/converse",
-        "https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse",
-        "https://bedrock-runtime.us-east-1.amazonaws.com:443/model/x/converse",
-        "https://vpce-0abc.bedrock-runtime.us-east-1.vpce.amazonaws.com:8443/model/x",
-        "http://[::1]:8411/model/x/converse",
-        "https://[2001:db8::1]/model/x/converse",
-        "https://Bedrock-Runtime.US-EAST-1.amazonaws.com/model/x",
-    ],
-)
-def test_the_host_header_is_the_one_sigv4_signs(url: str) -> None:
-    parts = urlsplit(url)
-    assert parts.hostname is not None
-    assert _host_header(parts.scheme, parts.hostname, parts.port) == _host_from_url(url)
 
 
 def signature_holds(received: Received, *, host: str | None = None) -> bool:
