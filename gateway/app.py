@@ -117,14 +117,22 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
             client: BedrockClient
+            team_clients: dict[str, BedrockClient] = {}
             if bedrock is None:
-                client = await stack.enter_async_context(
+                aio = await stack.enter_async_context(
                     AioBedrockClient(
                         config.bedrock,
                         regions=runtime.catalog.regions(),
                         credentials=credentials,
+                        roles=config.auth.teams,
                     )
                 )
+                client = aio
+                team_clients = {
+                    team: aio.for_team(team)
+                    for team, settings in config.auth.teams.items()
+                    if settings.role_arn
+                }
             else:
                 client = bedrock
             usage_store = store if store is not None else open_store(config.usage.store)
@@ -174,6 +182,7 @@ def create_app(
                 images=images,
                 limiter_factory=new_limiter,
                 config_path=config_path,
+                team_clients=team_clients,
             )
             app.state.gateway = gateway
             # Keys and teams managed through the admin API or the CLI, in the same database.

@@ -26,11 +26,13 @@ __all__ = [
     "GatewayConfig",
     "KeyConfig",
     "ModelConfig",
+    "TeamConfig",
     "default_config",
     "interpolate",
     "load_config",
     "masked_config",
     "resolve_config_path",
+    "role_session_name",
 ]
 
 
@@ -82,9 +84,23 @@ class RetriesConfig(_Strict):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
 
 
+class DiscoverConfig(_Strict):
+    """`bedrock.discover`: the model catalogue read from the account (opt-in)."""
+
+    enabled: bool = False
+    interval_s: Annotated[float, Field(ge=10)] = 600
+
+
 class BedrockConfig(_Strict):
     region: str | None = None
     endpoint_url: str | None = None
+    # Per-region runtime endpoint (VPC endpoints, tests): wins over `endpoint_url` there.
+    endpoint_urls: dict[str, str] = Field(default_factory=dict)
+    # STS endpoint for the teams' `role_arn` (VPC endpoints, tests); None: as boto3 finds it.
+    sts_endpoint_url: str | None = None
+    # After 3 throttles in a row, a (model, region) is skipped this long (circuit breaker).
+    region_cooldown_s: Annotated[float, Field(ge=0)] = 30
+    discover: DiscoverConfig = DiscoverConfig()
     max_connections: PositiveInt = 200
     connect_timeout_s: PositiveFloat = 5
     read_timeout_s: PositiveFloat = 300
@@ -158,6 +174,8 @@ class ModelConfig(_Strict):
     bedrock_id: Annotated[str, Field(min_length=1)]
     aliases: list[str] = Field(default_factory=list)
     region: str | None = None
+    # Regions (or their endpoints) tried in order before the first byte; replaces `region`.
+    regions: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     kind: Literal["chat", "embedding"] = "chat"
     pricing: PricingConfig | None = None
     fallbacks: list[str] = Field(default_factory=list)
@@ -169,6 +187,20 @@ class ModelConfig(_Strict):
     structured_output: Literal["native", "tool"] = "tool"
     # The tiers this model accepts; a request for another is a 400 naming service_tier.
     service_tiers: list[Tier] = Field(default_factory=_default_tiers)
+
+    @model_validator(mode="after")
+    def _one_region_key(self) -> ModelConfig:
+        # Two keys for one thing would leave the reader guessing which one wins.
+        if self.region is not None and self.regions:
+            raise ValueError("give either region or regions, not both (regions replaces region)")
+        if len(set(self.regions)) != len(self.regions):
+            raise ValueError("regions lists a region twice")
+        return self
+
+    @property
+    def region_list(self) -> list[str | None]:
+        """The regions to try, in order: `regions`, else `region` (None: the default)."""
+        return list(self.regions) if self.regions else [self.region]
 
 
 class ImagesConfig(_Strict):
@@ -248,9 +280,29 @@ class KeyConfig(LimitsFields):
         return hashlib.sha256(self.key.get_secret_value().encode()).hexdigest()
 
 
+# What STS accepts as a role session name (AssumeRole `RoleSessionName`).
+_SESSION_NAME_CHAR = re.compile(r"[^\w+=,.@-]", re.ASCII)
+
+
+class TeamConfig(LimitsFields):
+    """A team's shared limits and, optionally, the IAM role its calls are signed with."""
+
+    # Calls for this team are signed with credentials of this role (cross-account access;
+    # each team's spend on its own AWS bill).
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[\w-]*:iam::\d{12}:role/.+$")] | None = None
+    external_id: Annotated[str, Field(min_length=2, max_length=1224)] | None = None
+    # STS accepts 900 s to the role's maximum session duration (at most 12 h).
+    role_duration_s: Annotated[int, Field(ge=900, le=43200)] = 3600
+
+
+def role_session_name(team: str) -> str:
+    """`bedrock-gateway-<team>`, cleaned to STS's `[\\w+=,.@-]{2,64}`."""
+    return _SESSION_NAME_CHAR.sub("-", f"bedrock-gateway-{team}")[:64]
+
+
 class AuthConfig(_Strict):
     keys: list[KeyConfig] = Field(default_factory=list)
-    teams: dict[str, LimitsFields] = Field(default_factory=dict)
+    teams: dict[str, TeamConfig] = Field(default_factory=dict)
     admin_keys_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]] = Field(
         default_factory=list
     )

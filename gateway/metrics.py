@@ -84,6 +84,12 @@ class Metrics:
             ["model", "error"],
             registry=r,
         )
+        self.region_failovers = Counter(
+            "gateway_region_failovers_total",
+            "Requests moved to the model's next region before the first byte.",
+            ["model", "from_region", "to_region"],
+            registry=r,
+        )
         self.inflight = Gauge(
             "gateway_inflight_requests",
             "Requests being served now.",

@@ -4,12 +4,20 @@ Clients send the names they know (`gpt-4o`, `claude-3-5-sonnet`); the config map
 names and aliases to a Bedrock model id, inference-profile id or ARN, plus a region. Raw
 Bedrock ids pass through only when `allow_unlisted_models` is true, so that an operator
 decides which models (and prices) the fleet can reach.
+
+A model that lists several `regions` is several candidates, one per region, in order:
+`candidates()` gives a request's whole list (the model in each of its regions, then each
+fallback in each of its regions), computed once here rather than on every request.
+Models discovered in the account (`gateway.bedrock.discovery`) join the catalogue under
+their own ids; a configured name always wins a clash.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from gateway.config import ModelConfig
 from gateway.errors import NotFoundError
@@ -24,6 +32,9 @@ class ResolvedModel:
     region: str | None
     kind: str  # "chat" | "embedding"
     config: ModelConfig | None  # None for unlisted pass-through ids
+    # The model lists several regions: its (model, region) pairs fail over and cool down.
+    multi_region: bool = False
+    source: Literal["config", "discovered"] = "config"
 
     @property
     def metric_label(self) -> str:
@@ -31,21 +42,58 @@ class ResolvedModel:
         return self.public_name if self.config is not None else "unlisted"
 
 
+def _resolved(model: ModelConfig, source: Literal["config", "discovered"]) -> list[ResolvedModel]:
+    """One candidate per region of the model, in the configured order."""
+    regions = model.region_list
+    first = ResolvedModel(
+        public_name=model.name,
+        bedrock_id=model.bedrock_id,
+        region=regions[0],
+        kind=model.kind,
+        config=model,
+        multi_region=len(regions) > 1,
+        source=source,
+    )
+    return [first, *(dataclasses.replace(first, region=region) for region in regions[1:])]
+
+
 class ModelCatalog:
-    def __init__(self, models: Iterable[ModelConfig], *, allow_unlisted: bool) -> None:
+    def __init__(
+        self,
+        models: Iterable[ModelConfig],
+        *,
+        allow_unlisted: bool,
+        discovered: Iterable[ModelConfig] = (),
+    ) -> None:
         self._models = list(models)
         self._allow_unlisted = allow_unlisted
         self._by_name: dict[str, ResolvedModel] = {}
+        self._regional: dict[str, list[ResolvedModel]] = {}
         for model in self._models:
-            resolved = ResolvedModel(
-                public_name=model.name,
-                bedrock_id=model.bedrock_id,
-                region=model.region,
-                kind=model.kind,
-                config=model,
+            self._add(model, "config")
+        configured = set(self._by_name)
+        for model in discovered:
+            if model.name in configured:
+                continue  # a configured entry always wins
+            model = model.model_copy(
+                update={"aliases": [a for a in model.aliases if a not in self._by_name]}
             )
-            for name in (model.name, *model.aliases):
-                self._by_name[name] = resolved
+            self._add(model, "discovered")
+        self._candidates: dict[str, tuple[ResolvedModel, ...]] = {}
+        for name, regional in self._regional.items():
+            config = regional[0].config
+            assert config is not None
+            chain = [*regional]
+            for fallback in config.fallbacks:
+                chain.extend(self._regional.get(self._by_name[fallback].public_name, ()))
+            self._candidates[name] = tuple(chain)
+        self.multi_region = any(len(r) > 1 for r in self._regional.values())
+
+    def _add(self, model: ModelConfig, source: Literal["config", "discovered"]) -> None:
+        regional = _resolved(model, source)
+        self._regional[model.name] = regional
+        for name in (model.name, *model.aliases):
+            self._by_name.setdefault(name, regional[0])
 
     @property
     def models(self) -> list[ModelConfig]:
@@ -71,6 +119,12 @@ class ModelCatalog:
             return []
         return [self._by_name[name] for name in model.config.fallbacks]
 
+    def candidates(self, model: ResolvedModel) -> tuple[ResolvedModel, ...]:
+        """What a request for `model` may try, in order: the model in each of its regions,
+        then each fallback in each of its regions."""
+        chain = self._candidates.get(model.public_name)
+        return chain if chain is not None and model.config is not None else (model,)
+
     def get(self, name: str) -> ResolvedModel | None:
         """Listed models only (for `GET /v1/models/{id}`)."""
         return self._by_name.get(name)
@@ -80,4 +134,12 @@ class ModelCatalog:
         return list(self._by_name)
 
     def regions(self) -> set[str | None]:
-        return {model.region for model in self._models}
+        """Every region a configured or discovered model may be called in."""
+        return {c.region for regional in self._regional.values() for c in regional}
+
+    def discovered(self) -> list[ModelConfig]:
+        return [
+            r[0].config
+            for r in self._regional.values()
+            if r[0].source == "discovered" and r[0].config
+        ]

@@ -5,7 +5,8 @@ a fake and the rest of the gateway never sees botocore exceptions: every failure
 a `BedrockError` carrying the Bedrock exception name (`ThrottlingException`, ...) or one of
 our own names for transport failures (`ConnectionError`, `ConnectTimeout`, `ReadTimeout`).
 
-One client per region is opened in the app lifespan and shared by every request. Creating a
+One client per region (and per team with an IAM role to assume, `gateway.bedrock.roles`)
+is opened in the app lifespan and shared by every request. Creating a
 client per request costs a TLS handshake, a credential lookup and several milliseconds of
 botocore model loading, and leaks connections under load.
 """
@@ -38,7 +39,8 @@ from botocore.exceptions import (
 )
 
 import gateway
-from gateway.config import BedrockConfig
+from gateway.bedrock.roles import RoleCredentials, role_session
+from gateway.config import BedrockConfig, TeamConfig
 from gateway.translate.shared.errors import access_denied_detail
 
 __all__ = [
@@ -252,82 +254,11 @@ def aio_config(config: BedrockConfig) -> AioConfig:
     )
 
 
-class AioBedrockClient:
-    """`BedrockClient` over one long-lived aiobotocore client per region.
-
-    Use as `async with AioBedrockClient(config, regions=...) as client:` in the lifespan.
-    `credentials` is for the built-in demo only; real deployments use the AWS default chain.
-    """
-
-    def __init__(
-        self,
-        config: BedrockConfig,
-        *,
-        regions: Iterable[str | None] = (),
-        credentials: StaticCredentials | None = None,
-    ) -> None:
-        self._config = config
-        self._wanted_regions = {config.region, *regions}
-        self._credentials = credentials
-        self._clients: dict[str | None, Any] = {}
-        self._stack = contextlib.AsyncExitStack()
-        self._default_region: str | None = config.region
-
-    async def __aenter__(self) -> AioBedrockClient:
-        # Session() reads ~/.aws/config and credential files synchronously: keep that off the
-        # event loop. Credential refresh afterwards is aiobotocore's own async code.
-        session = await asyncio.to_thread(self._new_session)
-        self._default_region = self._config.region or session.get_config_variable("region")
-        tuned = aio_config(self._config)
-        regions = {r or self._default_region for r in self._wanted_regions}
-        try:
-            for region in sorted(r or "" for r in regions):
-                client = await self._stack.enter_async_context(
-                    session.create_client(
-                        "bedrock-runtime",
-                        region_name=region or None,
-                        endpoint_url=self._config.endpoint_url,
-                        config=tuned,
-                    )
-                )
-                self._clients[region or None] = client
-        except BaseException:
-            await self._stack.aclose()
-            raise
-        return self
-
-    def _new_session(self) -> Any:
-        # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which most AWS SDKs (and
-        # EKS, ECS and Lambda) set; honour both so "region from the AWS environment" holds.
-        region = (
-            self._config.region
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or None
-        )
-        session = AioSession()
-        if region:
-            session.set_config_variable("region", region)
-        if self._credentials is not None:
-            session.set_credentials(self._credentials.access_key, self._credentials.secret_key)
-        return session
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._stack.aclose()
-        self._clients.clear()
-
-    @property
-    def default_region(self) -> str | None:
-        return self._default_region
+class _Calls:
+    """The `BedrockClient` calls over aiobotocore clients; `_client(region)` picks one."""
 
     def _client(self, region: str | None) -> Any:
-        key = region or self._default_region
-        try:
-            return self._clients[key]
-        except KeyError:
-            raise BedrockError(
-                "ConfigurationError", f"no Bedrock client was opened for region {key!r}"
-            ) from None
+        raise NotImplementedError
 
     async def converse(
         self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
@@ -403,3 +334,117 @@ class AioBedrockClient:
         except _TRANSPORT_ERRORS as exc:
             raise _bedrock_error(exc) from exc
         return int(response.get("inputTokens") or 0)
+
+
+class AioBedrockClient(_Calls):
+    """`BedrockClient` over one long-lived aiobotocore client per region (and team role).
+
+    Use as `async with AioBedrockClient(config, regions=...) as client:` in the lifespan.
+    `credentials` is for the built-in demo only; real deployments use the AWS default chain.
+    `roles` (team -> its config with a `role_arn`) opens one more client per region for each
+    such team, signed with the role's credentials: `for_team(team)` calls through them.
+    """
+
+    def __init__(
+        self,
+        config: BedrockConfig,
+        *,
+        regions: Iterable[str | None] = (),
+        credentials: StaticCredentials | None = None,
+        roles: Mapping[str, TeamConfig] | None = None,
+    ) -> None:
+        self._config = config
+        self._wanted_regions = {config.region, *regions}
+        self._credentials = credentials
+        self._roles = {team: role for team, role in (roles or {}).items() if role.role_arn}
+        self._clients: dict[tuple[str | None, str | None], Any] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._default_region: str | None = config.region
+
+    async def __aenter__(self) -> AioBedrockClient:
+        # Session() reads ~/.aws/config and credential files synchronously: keep that off the
+        # event loop. Credential refresh afterwards is aiobotocore's own async code.
+        session = await asyncio.to_thread(self._new_session)
+        self._default_region = self._config.region or session.get_config_variable("region")
+        regions = sorted({r or self._default_region or "" for r in self._wanted_regions})
+        try:
+            await self._open(session, regions, team=None)
+            if self._roles:
+                sts = await self._stack.enter_async_context(
+                    session.create_client(
+                        "sts",
+                        region_name=self._default_region,
+                        endpoint_url=self._config.sts_endpoint_url,
+                        config=aio_config(self._config),
+                    )
+                )
+                for team, role in sorted(self._roles.items()):
+                    fetcher = RoleCredentials(team, role, sts)
+                    team_session = await asyncio.to_thread(role_session, session, fetcher)
+                    await self._open(team_session, regions, team=team)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _open(self, session: Any, regions: list[str], *, team: str | None) -> None:
+        tuned = aio_config(self._config)
+        for region in regions:
+            client = await self._stack.enter_async_context(
+                session.create_client(
+                    "bedrock-runtime",
+                    region_name=region or None,
+                    endpoint_url=self._config.endpoint_urls.get(region)
+                    or self._config.endpoint_url,
+                    config=tuned,
+                )
+            )
+            self._clients[(region or None, team)] = client
+
+    def _new_session(self) -> Any:
+        # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which most AWS SDKs (and
+        # EKS, ECS and Lambda) set; honour both so "region from the AWS environment" holds.
+        region = (
+            self._config.region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or None
+        )
+        session = AioSession()
+        if region:
+            session.set_config_variable("region", region)
+        if self._credentials is not None:
+            session.set_credentials(self._credentials.access_key, self._credentials.secret_key)
+        return session
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+        self._clients.clear()
+
+    def for_team(self, team: str) -> BedrockClient:
+        """The calls of `team`, signed with its role (opened in `__aenter__`)."""
+        return _TeamCalls(self, team)
+
+    @property
+    def default_region(self) -> str | None:
+        return self._default_region
+
+    def _client(self, region: str | None, team: str | None = None) -> Any:
+        key = region or self._default_region
+        try:
+            return self._clients[(key, team)]
+        except KeyError:
+            raise BedrockError(
+                "ConfigurationError", f"no Bedrock client was opened for region {key!r}"
+            ) from None
+
+
+class _TeamCalls(_Calls):
+    """The calls of one team with an IAM role: its own clients, one per region."""
+
+    def __init__(self, parent: AioBedrockClient, team: str) -> None:
+        self._parent = parent
+        self._team = team
+
+    def _client(self, region: str | None) -> Any:
+        return self._parent._client(region, self._team)

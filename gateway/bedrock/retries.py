@@ -6,9 +6,11 @@ call, and this module owns the policy:
 
 * only errors the table in `gateway.translate.shared.errors` marks `retryable` (throttling,
   service unavailable, model not ready, connection failures) are retried;
-* at most `bedrock.retries.max_attempts` attempts per model, with full-jitter exponential
-  backoff, and a hard cap on the total time spent sleeping;
-* then the model's `fallbacks`, in order (also on a first-token timeout);
+* at most `bedrock.retries.max_attempts` attempts per candidate, with full-jitter
+  exponential backoff, and a hard cap on the total time spent sleeping;
+* a candidate is one (model, region): a model listing several `regions` moves to its next
+  region first, and only then to its `fallbacks`, in order (also on a first-token
+  timeout); a region whose breaker is open (`gateway.bedrock.breaker`) is skipped;
 * all of it before the response has started: once a byte is out, errors are events.
 
 When everything failed, the client gets the last error with a `retry-after` that says when
@@ -23,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from gateway.bedrock.breaker import RegionBreaker
 from gateway.bedrock.catalog import ResolvedModel
 from gateway.bedrock.client import BedrockError
 from gateway.errors import UpstreamError
@@ -68,17 +71,37 @@ async def call_with_fallbacks(
     policy: RetryPolicy,
     on_error: Callable[[ResolvedModel, BedrockError], None],
     rng: random.Random | None = None,
+    breaker: RegionBreaker | None = None,
+    on_failover: Callable[[ResolvedModel, ResolvedModel], None] | None = None,
 ) -> tuple[ResolvedModel, T]:
-    """The first success of `attempt` over the candidates, or the last failure, mapped."""
+    """The first success of `attempt` over the candidates, or the last failure, mapped.
+
+    `breaker` (only when some model lists several regions) skips cooling regions and
+    learns from each answer; `on_failover(from, to)` is told when a request moves on to
+    the same model in another region.
+    """
     rng = rng or _RNG
     slept = 0.0
     last: BedrockError | None = None
+    previous: ResolvedModel | None = None
+    if breaker is not None:
+        candidates = breaker.available(candidates)
     for candidate in candidates:
+        if (
+            on_failover is not None
+            and previous is not None
+            and previous.public_name == candidate.public_name
+            and previous.region != candidate.region
+        ):
+            on_failover(previous, candidate)
+        previous = candidate
         for number in range(policy.max_attempts):
             try:
-                return candidate, await attempt(candidate)
+                answer = await attempt(candidate)
             except BedrockError as exc:
                 on_error(candidate, exc)
+                if breaker is not None:
+                    breaker.failed(candidate, exc.name)
                 last = exc
                 if not _retryable(exc.name) or number + 1 == policy.max_attempts:
                     break
@@ -87,6 +110,10 @@ async def call_with_fallbacks(
                     break
                 await asyncio.sleep(pause)
                 slept += pause
+            else:
+                if breaker is not None:
+                    breaker.succeeded(candidate)
+                return candidate, answer
         assert last is not None
         if not _falls_back(last.name):
             raise _final_error(last, policy)

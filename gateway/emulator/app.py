@@ -12,6 +12,13 @@ Routes (`modelId` percent-decoded, so inference-profile ARNs work):
     POST /model/{modelId}/invoke           embedding models, and Claude (Messages body)
     POST /model/{modelId}/invoke-with-response-stream   Claude: `chunk` frames out
     POST /model/{modelId}/count-tokens     Claude: CountTokens (invokeModel or converse form)
+    GET  /foundation-models                control plane: ListFoundationModels
+    GET  /inference-profiles               control plane: ListInferenceProfiles
+    POST /  (Action=AssumeRole)            STS, query protocol (see `control.py`)
+
+Every emulated region answers here: the region is read from the request's SigV4 scope, and
+a script's `fail_regions` fails only the calls signed for those regions. `emulator.control`
+keeps the call log (operation, model, region, access key id) and the listed catalogue.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from gateway.emulator.claude import (
     is_claude,
     read_claude_body,
 )
+from gateway.emulator.control import Call, ControlPlane, Signature, signature
 from gateway.emulator.conversation import split_directive
 from gateway.emulator.embeddings import (
     embedding_family,
@@ -144,6 +152,7 @@ class BedrockEmulator:
         parse_script(_SAMPLE_BODY, defaults=self._defaults)  # fail at startup, not per request
         parse_invoke_script(None, defaults=self._defaults)
         self._failures: OrderedDict[str, int] = OrderedDict()
+        self.control = ControlPlane()
         install_log_filter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -158,9 +167,12 @@ class BedrockEmulator:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    def _check_fault(self, fault: Fault | None) -> None:
-        """Raise the scripted error: always, or for the first `times` requests with `key`."""
+    def _check_fault(self, fault: Fault | None, region: str | None = None) -> None:
+        """Raise the scripted error: always, or for the first `times` requests with `key`
+        (only for requests signed for one of `fault.regions`, if it names any)."""
         if fault is None:
+            return
+        if fault.regions is not None and region not in fault.regions:
             return
         if fault.times is not None and fault.key is not None:
             seen = self._failures.pop(fault.key, 0) + 1
@@ -177,24 +189,36 @@ class BedrockEmulator:
         try:
             if not _is_signed(scope["headers"]):
                 raise ServiceError("MissingAuthenticationTokenException")
+            signed = signature(scope["headers"])
+            if await self._control_plane(scope, receive, send, signed, request_id):
+                return
             model_id, operation = _route(scope)
+            self.control.record(
+                Call(
+                    operation.decode(),
+                    model_id,
+                    signed.region if signed else None,
+                    signed.access_key_id if signed else None,
+                )
+            )
+            region = signed.region if signed else None
             body = await _read_body(receive)
             _check_model(model_id)
             if operation == b"count-tokens":
-                await self._count_tokens(model_id, body, request_id, send)
+                await self._count_tokens(model_id, body, request_id, send, region)
             elif is_claude(model_id) and operation in (b"invoke", b"invoke-with-response-stream"):
                 stream = operation == b"invoke-with-response-stream"
-                await self._invoke_claude(model_id, body, stream, request_id, send, watch)
+                await self._invoke_claude(model_id, body, stream, request_id, send, watch, region)
             elif operation == b"invoke-with-response-stream":
                 raise ServiceError(
                     "ValidationException",
                     "The model is unsupported for streaming. Try again with a supported model.",
                 )
             elif operation == b"invoke":
-                await self._invoke(model_id, body, request_id, send, watch)
+                await self._invoke(model_id, body, request_id, send, watch, region)
             else:
                 stream = operation == b"converse-stream"
-                await self._converse(model_id, body, stream, request_id, send, watch)
+                await self._converse(model_id, body, stream, request_id, send, watch, region)
         except ServiceError as exc:
             payload = error_body(exc.message)
             await send(
@@ -212,8 +236,46 @@ class BedrockEmulator:
         finally:
             watch.close()
 
+    async def _control_plane(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        signed: Signature | None,
+        request_id: bytes,
+    ) -> bool:
+        """STS and the two listing calls; False for everything else (Bedrock Runtime)."""
+        method, path = scope["method"], scope["path"]
+        region = signed.region if signed else "us-east-1"
+        if method == "GET" and path in ("/foundation-models", "/inference-profiles"):
+            operation = path.strip("/")
+            key_id = signed.access_key_id if signed else None
+            self.control.record(Call(operation, None, region, key_id))
+            if path == "/foundation-models":
+                payload = self.control.list_foundation_models(region)
+            else:
+                payload = self.control.list_inference_profiles(region, scope["query_string"])
+            status, content_type = 200, _JSON
+        elif method == "POST" and path == "/" and signed is not None and signed.service == "sts":
+            self.control.record(Call("assume-role", None, region, signed.access_key_id))
+            status, payload = self.control.sts(await _read_body(receive))
+            content_type = (b"content-type", b"text/xml")
+        else:
+            return False
+        length = (b"content-length", str(len(payload)).encode("ascii"))
+        await send(_start(status, request_id, content_type, length))
+        await send({"type": "http.response.body", "body": payload})
+        return True
+
     async def _converse(
-        self, model_id: str, body: bytes, stream: bool, request_id: bytes, send: Send, watch: Watch
+        self,
+        model_id: str,
+        body: bytes,
+        stream: bool,
+        request_id: bytes,
+        send: Send,
+        watch: Watch,
+        region: str | None,
     ) -> None:
         if embedding_family(model_id) is not None:
             raise ServiceError(
@@ -231,7 +293,7 @@ class BedrockEmulator:
                 "Malformed input request, please reformat your input and try again.",
             )
         script = parse_script(request, defaults=self._defaults)
-        self._check_fault(script.fault)
+        self._check_fault(script.fault, region)
         if stream:
             await send_stream(script, _start(200, request_id, _EVENTSTREAM), send, watch)
             return
@@ -254,10 +316,17 @@ class BedrockEmulator:
         await send({"type": "http.response.body", "body": payload})
 
     async def _invoke_claude(
-        self, model_id: str, body: bytes, stream: bool, request_id: bytes, send: Send, watch: Watch
+        self,
+        model_id: str,
+        body: bytes,
+        stream: bool,
+        request_id: bytes,
+        send: Send,
+        watch: Watch,
+        region: str | None,
     ) -> None:
         script = parse_script(converse_view(read_claude_body(body)), defaults=self._defaults)
-        self._check_fault(script.fault)
+        self._check_fault(script.fault, region)
         if stream:
             events = len(stream_events(script))
             plan = claude_stream_plan(script, model_id, latency_ms(script, events))
@@ -282,7 +351,7 @@ class BedrockEmulator:
         await send({"type": "http.response.body", "body": payload})
 
     async def _count_tokens(
-        self, model_id: str, body: bytes, request_id: bytes, send: Send
+        self, model_id: str, body: bytes, request_id: bytes, send: Send, region: str | None
     ) -> None:
         """CountTokens: the input tokens the same request would be billed (Claude only)."""
         if not is_claude(model_id):
@@ -307,14 +376,20 @@ class BedrockEmulator:
                 "Malformed input request: input must be invokeModel or converse.",
             )
         script = parse_script(view, defaults=self._defaults)
-        self._check_fault(script.fault)
+        self._check_fault(script.fault, region)
         payload = _JSON_ENCODER.encode({"inputTokens": script.usage.input_tokens}).encode()
         length = (b"content-length", str(len(payload)).encode("ascii"))
         await send(_start(200, request_id, _JSON, length))
         await send({"type": "http.response.body", "body": payload})
 
     async def _invoke(
-        self, model_id: str, body: bytes, request_id: bytes, send: Send, watch: Watch
+        self,
+        model_id: str,
+        body: bytes,
+        request_id: bytes,
+        send: Send,
+        watch: Watch,
+        region: str | None,
     ) -> None:
         request = read_embedding_request(model_id, body)
         texts: list[str] = []
@@ -328,7 +403,7 @@ class BedrockEmulator:
             texts.append(cleaned)
             directive = directive if found is None else found
         script = parse_invoke_script(directive, defaults=self._defaults)
-        self._check_fault(script.fault)
+        self._check_fault(script.fault, region)
         await watch.sleep(script.delay_ms / 1000)
         payload, tokens = render_embeddings(dataclasses.replace(request, texts=texts))
         await send(

@@ -41,6 +41,8 @@ class Fault:
     message: str | None
     times: int | None = None
     key: str | None = None
+    # Only requests signed for one of these regions fail (None: every region).
+    regions: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,10 +49,10 @@ KEYS = frozenset(
     {
         "reply", "chunks", "delay_ms", "first_token_delay_ms", "usage", "stop_reason",
         "tool_calls", "reasoning", "error", "stream_error", "disconnect_after",
-        "omit_metadata", "fail_times", "key", "latency_ms", "echo",
+        "omit_metadata", "fail_times", "key", "latency_ms", "echo", "fail_regions",
     }
 )  # fmt: skip
-INVOKE_KEYS = frozenset({"error", "fail_times", "key", "delay_ms"})
+INVOKE_KEYS = frozenset({"error", "fail_times", "key", "delay_ms", "fail_regions"})
 STOP_REASONS = (
     "end_turn", "tool_use", "max_tokens", "stop_sequence", "guardrail_intervened",
     "content_filtered", "malformed_model_output", "malformed_tool_use",
@@ -181,7 +181,9 @@ def _fault(raw: Mapping[str, Any]) -> Fault | None:
         raise ScriptError("'key' is only used together with 'fail_times'")
     if times is not None:
         key = _text(key, "'key' (required with 'fail_times')", empty=False)
-    error = raw.get("error", "ThrottlingException" if times is not None else None)
+    regions = _regions(raw.get("fail_regions"))
+    failing = times is not None or regions is not None
+    error = raw.get("error", "ThrottlingException" if failing else None)
     if error is None:
         return None
     spec = {"type": error} if isinstance(error, str) else _object(error, "'error'")
@@ -192,7 +194,16 @@ def _fault(raw: Mapping[str, Any]) -> Fault | None:
     message = spec.get("message")
     if message is not None:
         message = _text(message, "'error.message'")
-    return Fault(name, message, times, key)
+    return Fault(name, message, times, key, regions)
+
+
+def _regions(value: Any) -> frozenset[str] | None:
+    """`fail_regions`: the regions (from the request's SigV4 scope) whose calls fail."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise ScriptError("'fail_regions' must be a non-empty list of region names")
+    return frozenset(_text(region, "'fail_regions[]'", empty=False) for region in value)
 
 
 def _stream_error(value: Any) -> StreamError | None:

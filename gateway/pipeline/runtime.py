@@ -11,16 +11,18 @@ each request through them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from gateway.bedrock.breaker import RegionBreaker
 from gateway.bedrock.catalog import ModelCatalog
 from gateway.bedrock.client import BedrockClient
 from gateway.bedrock.retries import RetryPolicy
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.config import ConfigError, GatewayConfig, ModelConfig, load_config
 from gateway.images.fetcher import ImageFetcher
 from gateway.keys.index import KeyIndex
 from gateway.limits import Admission, Limiter
@@ -45,15 +47,26 @@ class Runtime:
     prices: PriceBook
 
     @classmethod
-    def build(cls, config: GatewayConfig) -> Runtime:
+    def build(cls, config: GatewayConfig, *, discovered: Sequence[ModelConfig] = ()) -> Runtime:
+        catalog = ModelCatalog(
+            config.models, allow_unlisted=config.allow_unlisted_models, discovered=discovered
+        )
         return cls(
             config=config,
             keys=KeyIndex(config.auth),
-            catalog=ModelCatalog(config.models, allow_unlisted=config.allow_unlisted_models),
+            catalog=catalog,
             prices=PriceBook(
-                config.models, cross_region_surcharge=config.usage.cross_region_surcharge
+                [*config.models, *catalog.discovered()],
+                cross_region_surcharge=config.usage.cross_region_surcharge,
             ),
         )
+
+    def with_discovered(self, discovered: Sequence[ModelConfig]) -> Runtime:
+        """This runtime with a new set of models discovered in the account."""
+        return Runtime.build(self.config, discovered=discovered).with_keys(self.keys)
+
+    def with_keys(self, keys: KeyIndex) -> Runtime:
+        return dataclasses.replace(self, keys=keys)
 
 
 class Gateway:
@@ -68,9 +81,21 @@ class Gateway:
         images: ImageFetcher,
         limiter_factory: Callable[[GatewayConfig], Limiter],
         config_path: Path | None = None,
+        team_clients: Mapping[str, BedrockClient] | None = None,
     ) -> None:
         self.runtime = runtime
         self.bedrock = bedrock
+        # Teams whose calls are signed with an assumed role (`auth.teams.<team>.role_arn`):
+        # their own clients, fixed at start like the Bedrock client itself.
+        self.team_clients: Mapping[str, BedrockClient] = team_clients or {}
+        # Only when some model lists several regions: otherwise nothing to skip or learn.
+        self.breaker = (
+            RegionBreaker(runtime.config.bedrock.region_cooldown_s)
+            if runtime.catalog.multi_region
+            else None
+        )
+        # Models found in the account (`bedrock.discover`), kept across config reloads.
+        self.discovered: Sequence[ModelConfig] = ()
         self.recorder = recorder
         self.metrics = metrics
         self.limiter = limiter
@@ -101,7 +126,7 @@ class Gateway:
             return False
         try:
             config = load_config(self.config_path, env)
-            runtime = Runtime.build(config)
+            runtime = Runtime.build(config, discovered=self.discovered)
         except (ConfigError, ValueError) as exc:
             logger.error("config reload refused, keeping the running config: %s", exc)
             return False
@@ -115,6 +140,8 @@ class Gateway:
                 ", ".join(unchanged),
             )
         self.runtime = runtime
+        if self.breaker is None and runtime.catalog.multi_region:
+            self.breaker = RegionBreaker(old.bedrock.region_cooldown_s)
         self.limiter = self._limiter_factory(config)
         logger.info(
             "config reloaded",

@@ -1,12 +1,14 @@
 """`Upstream`: a surface's only way to Bedrock, handed over once the request is admitted.
 
-What every call needs, whatever the surface: the model and its fallbacks in order, bounded
-retries (`gateway.bedrock.retries`), the model's first-token deadline, giving up as soon
-as the client has left, the record of which model served and which Bedrock errors were
-seen, and remote image fetches (which cost our bandwidth and the image host's, so they
-too wait for admission). A stream is read up to its first content event *before* the
-response starts, so a refusal, an early exception frame or a silent model is still an
-ordinary HTTP error with the right status, or a retry, or a fallback.
+What every call needs, whatever the surface: the model in each of its regions and its
+fallbacks in order, bounded retries (`gateway.bedrock.retries`), the regions' circuit
+breaker, the client of the caller's team when the team has an IAM role to assume, the
+model's first-token deadline, giving up as soon as the client has left, the record of
+which model served and which Bedrock errors were seen, and remote image fetches (which
+cost our bandwidth and the image host's, so they too wait for admission). A stream is read
+up to its first content event *before* the response starts, so a refusal, an early
+exception frame or a silent model is still an ordinary HTTP error with the right status,
+or a retry, or a fallback.
 """
 
 from __future__ import annotations
@@ -60,7 +62,11 @@ class Upstream:
         self._gateway = gateway
         self._ctx = ctx
         self._receive = receive
-        self.candidates = [ctx.model, *ctx.runtime.catalog.fallbacks(ctx.model)]
+        self.candidates = ctx.runtime.catalog.candidates(ctx.model)
+        # The team's own client (signed with its assumed role), else the gateway's.
+        self._bedrock = gateway.bedrock
+        if gateway.team_clients and ctx.principal is not None and ctx.principal.team:
+            self._bedrock = gateway.team_clients.get(ctx.principal.team, gateway.bedrock)
 
     async def call(
         self,
@@ -72,20 +78,26 @@ class Upstream:
         cancelled if the client leaves (then the usage is an estimate, since Bedrock was
         asked and may bill an answer we stopped waiting for)."""
         gateway = self._gateway
+        bedrock = self._bedrock
 
         async def timed(candidate: ResolvedModel) -> T:
             timeout_s = candidate.config.ttft_timeout_s if candidate.config else None
             try:
                 # Without a stream the whole answer is the first token the client sees.
                 async with _deadline(timeout_s):
-                    return await attempt(gateway.bedrock, candidate)
+                    return await attempt(bedrock, candidate)
             except TimeoutError:
                 raise BedrockError(FIRST_TOKEN_TIMEOUT, f"no answer within {timeout_s} s") from None
 
         try:
             used, answer = await self._while_connected(
                 call_with_fallbacks(
-                    self.candidates, timed, policy=gateway.retry_policy, on_error=self._failed
+                    self.candidates,
+                    timed,
+                    policy=gateway.retry_policy,
+                    on_error=self._failed,
+                    breaker=gateway.breaker,
+                    on_failover=self._failover,
                 )
             )
         except ClientDisconnect:
@@ -104,6 +116,7 @@ class Upstream:
         """A stream from the first candidate that answers, read up to (and including) its
         first event for which `is_preamble` is false."""
         gateway = self._gateway
+        bedrock = self._bedrock
 
         async def opened(candidate: ResolvedModel) -> OpenStream:
             upstream: BedrockStream | None = None
@@ -113,7 +126,7 @@ class Upstream:
                 # The deadline covers the call itself: a Bedrock that never sends its
                 # response headers has not sent a first token either.
                 async with _deadline(timeout_s):
-                    upstream = await start(gateway.bedrock, candidate)
+                    upstream = await start(bedrock, candidate)
                     events = aiter(upstream)
                     async for event in events:
                         prefetched.append(event)
@@ -132,7 +145,12 @@ class Upstream:
             return OpenStream(upstream, events, prefetched)
 
         used, stream = await call_with_fallbacks(
-            self.candidates, opened, policy=gateway.retry_policy, on_error=self._failed
+            self.candidates,
+            opened,
+            policy=gateway.retry_policy,
+            on_error=self._failed,
+            breaker=gateway.breaker,
+            on_failover=self._failover,
         )
         self._served(used)
         return used, stream
@@ -160,9 +178,7 @@ class Upstream:
     async def invoke_model(self, body: bytes, *, model: ResolvedModel) -> Any:
         """One InvokeModel call, no retries (embeddings fan out and retry nothing)."""
         try:
-            return await self._gateway.bedrock.invoke_model(
-                model.bedrock_id, body, region=model.region
-            )
+            return await self._bedrock.invoke_model(model.bedrock_id, body, region=model.region)
         except BedrockError as exc:
             self._failed(model, exc)
             raise
@@ -191,6 +207,11 @@ class Upstream:
         ctx.model = candidate
         ctx.error_type = exc.name
         self._gateway.metrics.upstream_errors.labels(candidate.metric_label, exc.name).inc()
+
+    def _failover(self, origin: ResolvedModel, target: ResolvedModel) -> None:
+        self._gateway.metrics.region_failovers.labels(
+            origin.metric_label, origin.region or "default", target.region or "default"
+        ).inc()
 
     def _served(self, used: ResolvedModel) -> None:
         self._ctx.model = used
