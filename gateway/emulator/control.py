@@ -31,7 +31,7 @@ from xml.sax.saxutils import escape
 
 __all__ = ["Call", "ControlPlane", "Signature", "signature"]
 
-_SCOPE = re.compile(rb"Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_SCOPE = re.compile(rb"Credential=([^/\s]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 _STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 _MAX_CALLS = 2048
 _LETTERS = string.ascii_letters + string.digits
