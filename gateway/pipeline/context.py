@@ -9,8 +9,9 @@ anywhere but here:
 * parse -- `stream`, `end_user`, and with `logging.log_prompts` the `prompt`;
 * resolve -- `model` (then the model that actually served, after fallbacks);
 * admit -- `admission` (what `Limiter.charge` needs afterwards);
+* prepare -- `guardrail_id` (the guardrail the request is sent with, if any);
 * call and translate back -- `usage`, `estimated`, `ttft_ms`, `stream_error`,
-  `service_tier`, `completion`;
+  `service_tier`, `region` (the region that served), `completion`;
 * finish -- `status`, `latency_ms`, `error_type`; then `to_record()` builds the ledger's
   `UsageRecord` from all of the above, once.
 
@@ -85,6 +86,8 @@ class RequestContext:
     estimated: bool = False
     ttft_ms: float | None = None
     service_tier: str | None = None
+    region: str | None = None  # the AWS region that served the request
+    guardrail_id: str | None = None  # the Bedrock guardrail the request was sent with
     stream_error: str | None = None  # a Bedrock failure after the first byte, for metrics
     status: int = 0
     latency_ms: float = 0.0
@@ -120,6 +123,8 @@ class RequestContext:
             error_type=self.error_type,
             service_tier=self.service_tier,
             cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            region=self.region,
+            guardrail_id=self.guardrail_id,
         )
 
     @property
