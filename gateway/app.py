@@ -118,6 +118,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             client: BedrockClient
             team_clients: dict[str, BedrockClient] = {}
+            default_region = config.bedrock.region
             if bedrock is None:
                 aio = await stack.enter_async_context(
                     AioBedrockClient(
@@ -128,6 +129,7 @@ def create_app(
                     )
                 )
                 client = aio
+                default_region = aio.default_region
                 team_clients = {
                     team: aio.for_team(team)
                     for team, settings in config.auth.teams.items()
@@ -183,6 +185,7 @@ def create_app(
                 limiter_factory=new_limiter,
                 config_path=config_path,
                 team_clients=team_clients,
+                default_region=default_region,
             )
             app.state.gateway = gateway
             # Keys and teams managed through the admin API or the CLI, in the same database.

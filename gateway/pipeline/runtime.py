@@ -82,12 +82,15 @@ class Gateway:
         limiter_factory: Callable[[GatewayConfig], Limiter],
         config_path: Path | None = None,
         team_clients: Mapping[str, BedrockClient] | None = None,
+        default_region: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.bedrock = bedrock
         # Teams whose calls are signed with an assumed role (`auth.teams.<team>.role_arn`):
         # their own clients, fixed at start like the Bedrock client itself.
         self.team_clients: Mapping[str, BedrockClient] = team_clients or {}
+        # The region of models that name none (the ledger's `region` says it too).
+        self.default_region = default_region or runtime.config.bedrock.region
         # Only when some model lists several regions: otherwise nothing to skip or learn.
         self.breaker = (
             RegionBreaker(runtime.config.bedrock.region_cooldown_s)

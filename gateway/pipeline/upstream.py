@@ -177,6 +177,7 @@ class Upstream:
 
     async def invoke_model(self, body: bytes, *, model: ResolvedModel) -> Any:
         """One InvokeModel call, no retries (embeddings fan out and retry nothing)."""
+        self._ctx.region = model.region or self._gateway.default_region
         try:
             return await self._bedrock.invoke_model(model.bedrock_id, body, region=model.region)
         except BedrockError as exc:
@@ -205,16 +206,20 @@ class Upstream:
     def _failed(self, candidate: ResolvedModel, exc: BedrockError) -> None:
         ctx = self._ctx
         ctx.model = candidate
+        ctx.region = candidate.region or self._gateway.default_region
         ctx.error_type = exc.name
         self._gateway.metrics.upstream_errors.labels(candidate.metric_label, exc.name).inc()
 
     def _failover(self, origin: ResolvedModel, target: ResolvedModel) -> None:
         self._gateway.metrics.region_failovers.labels(
-            origin.metric_label, origin.region or "default", target.region or "default"
+            origin.metric_label,
+            origin.region or self._gateway.default_region or "default",
+            target.region or self._gateway.default_region or "default",
         ).inc()
 
     def _served(self, used: ResolvedModel) -> None:
         self._ctx.model = used
+        self._ctx.region = used.region or self._gateway.default_region
         self._ctx.error_type = None
 
     async def _while_connected(self, work: Awaitable[T]) -> T:

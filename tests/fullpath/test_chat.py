@@ -222,7 +222,7 @@ def test_one_long_lived_bedrock_client(gateway: RunningGateway) -> None:
     bedrock = gateway.app.state.gateway.bedrock
     client.chat.completions.create(model="nova-micro", messages=user("b"))
     assert gateway.app.state.gateway.bedrock is bedrock
-    assert list(bedrock._clients) == ["us-east-1"]
+    assert list(bedrock._clients) == [("us-east-1", None)]  # (region, team with a role)
 
 
 # --- bad input --------------------------------------------------------------------------

@@ -16,7 +16,15 @@ from prometheus_client import CollectorRegistry
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.emulator.app import BedrockEmulator, create_emulator_app
-from tests.harness import API_KEY, OTHER_KEY, Credentials, RunningGateway, base_config, script
+from tests.harness import (
+    API_KEY,
+    OTHER_KEY,
+    Credentials,
+    RunningGateway,
+    base_config,
+    ledger,
+    script,
+)
 from tests.servers import ServerThread, serve
 
 MODEL = {
@@ -34,6 +42,18 @@ def emulated() -> Iterator[tuple[BedrockEmulator, ServerThread]]:
         yield app, server
 
 
+class _Gateway(RunningGateway):
+    """Closes every SDK client it handed out when the test ends (no leaked sockets)."""
+
+    def client(self, key: str = API_KEY, **kwargs: Any) -> openai.OpenAI:
+        client = super().client(key, **kwargs)
+        opened.append(client)
+        return client
+
+
+opened: list[openai.OpenAI] = []
+
+
 @pytest.fixture
 def start(emulated: tuple[BedrockEmulator, ServerThread], tmp_path: Path) -> Iterator[Any]:
     running: list[ServerThread] = []
@@ -44,9 +64,11 @@ def start(emulated: tuple[BedrockEmulator, ServerThread], tmp_path: Path) -> Ite
         app = create_app(config, registry=CollectorRegistry(), credentials=Credentials())
         server = ServerThread(app)
         running.append(server)
-        return RunningGateway(server=server, app=app, config=config)
+        return _Gateway(server=server, app=app, config=config)
 
     yield start_gateway
+    while opened:
+        opened.pop().close()
     for server in running:
         server.stop()
 
@@ -241,3 +263,30 @@ def test_a_role_that_cannot_be_assumed_is_a_clean_error(emulated: Any, start: An
     gateway.client(OTHER_KEY).chat.completions.create(
         model="claude-3-5-sonnet", messages=[{"role": "user", "content": "hi"}]
     )
+
+
+def test_the_ledger_says_which_region_served(emulated: Any, start: Any) -> None:
+    gateway = start(models=[MODEL, {"name": "micro", "bedrock_id": "amazon.nova-micro-v1:0"}])
+    with gateway.client() as client:
+        _three_calls(client)
+    rows = ledger(gateway)
+    assert [(r["model"], r["region"], r["status"]) for r in rows] == [
+        ("sonnet", "us-west-2", 200),
+        ("micro", "us-east-1", 200),  # a model without regions: the default region
+        ("sonnet", "us-west-2", 429),  # the last region tried
+    ]
+
+
+def _three_calls(client: openai.OpenAI) -> None:
+    client.chat.completions.create(
+        model="sonnet",
+        messages=[{"role": "user", "content": script("hi", fail_regions=["us-east-1"])}],
+    )
+    client.chat.completions.create(model="micro", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(
+            model="sonnet",
+            messages=[
+                {"role": "user", "content": script("hi", fail_regions=["us-east-1", "us-west-2"])}
+            ],
+        )
