@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from gateway.bedrock.client import AioBedrockClient, BedrockClient, StaticCredentials
+from gateway.bedrock.discovery import Discovery
 from gateway.config import CorsConfig, GatewayConfig
 from gateway.errors import GatewayError, NotFoundError
 from gateway.images.fetcher import ImageFetcher
@@ -188,6 +189,8 @@ def create_app(
                 default_region=default_region,
             )
             app.state.gateway = gateway
+            if config.bedrock.discover.enabled:
+                await _start_discovery(stack, gateway, client, runtime, config)
             # Keys and teams managed through the admin API or the CLI, in the same database.
             key_store = open_key_store(config.usage.store)
             await key_store.open()
@@ -254,6 +257,32 @@ def create_app(
     # Every route has one spelling; anything else is an ordinary 404.
     app.router.redirect_slashes = False
     return app
+
+
+async def _start_discovery(
+    stack: contextlib.AsyncExitStack,
+    gateway: Gateway,
+    client: BedrockClient,
+    runtime: Runtime,
+    config: GatewayConfig,
+) -> None:
+    """`bedrock.discover`: list every configured region now and every `interval_s`."""
+    if not isinstance(client, AioBedrockClient):
+        logger.warning("bedrock.discover is on, but the Bedrock client cannot list models")
+        return
+    default = client.default_region
+    regions = sorted({r or default for r in runtime.catalog.regions()} - {None}, key=str)
+    if default in regions:  # the default region first: its profiles make the aliases
+        regions.remove(default)
+        regions.insert(0, default)
+    discovery = Discovery(
+        client.list_region,
+        [r for r in regions if r is not None],
+        interval_s=config.bedrock.discover.interval_s,
+        install=gateway.install_discovered,
+    )
+    await discovery.start()
+    stack.push_async_callback(discovery.aclose)
 
 
 def _cors(cors: CorsConfig) -> list[Middleware]:

@@ -88,7 +88,7 @@ class DiscoverConfig(_Strict):
     """`bedrock.discover`: the model catalogue read from the account (opt-in)."""
 
     enabled: bool = False
-    interval_s: Annotated[float, Field(ge=10)] = 600
+    interval_s: PositiveFloat = 600
 
 
 class BedrockConfig(_Strict):
@@ -575,6 +575,10 @@ def masked_config(config: GatewayConfig) -> dict[str, Any]:
             key["key"] = "***"
     for section in ("usage", "limits"):
         data[section]["store"] = _mask_dsn(data[section]["store"])
+    for team in data["auth"]["teams"].values():
+        # An external id is a shared secret between the role's account and ours.
+        if team.get("external_id") is not None:
+            team["external_id"] = "***"
     return data
 
 

@@ -15,14 +15,22 @@ their own ids; a configured name always wins a clash.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from gateway.config import ModelConfig
 from gateway.errors import NotFoundError
 
-__all__ = ["ModelCatalog", "ResolvedModel"]
+__all__ = ["DiscoveredModel", "ModelCatalog", "ResolvedModel"]
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredModel:
+    """A model found in the account, and its capability flags from the listing."""
+
+    config: ModelConfig
+    capabilities: Mapping[str, bool | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +71,7 @@ class ModelCatalog:
         models: Iterable[ModelConfig],
         *,
         allow_unlisted: bool,
-        discovered: Iterable[ModelConfig] = (),
+        discovered: Iterable[DiscoveredModel] = (),
     ) -> None:
         self._models = list(models)
         self._allow_unlisted = allow_unlisted
@@ -72,9 +80,12 @@ class ModelCatalog:
         for model in self._models:
             self._add(model, "config")
         configured = set(self._by_name)
-        for model in discovered:
+        self._capabilities: dict[str, Mapping[str, bool | None]] = {}
+        for found in discovered:
+            model = found.config
             if model.name in configured:
                 continue  # a configured entry always wins
+            self._capabilities[model.name] = found.capabilities
             model = model.model_copy(
                 update={"aliases": [a for a in model.aliases if a not in self._by_name]}
             )
@@ -138,8 +149,15 @@ class ModelCatalog:
         return {c.region for regional in self._regional.values() for c in regional}
 
     def discovered(self) -> list[ModelConfig]:
+        """The discovered models the catalogue offers (those no configured name shadows)."""
         return [
             r[0].config
             for r in self._regional.values()
-            if r[0].source == "discovered" and r[0].config
+            if r[0].source == "discovered" and r[0].config is not None
         ]
+
+    def capabilities(self, model: ResolvedModel) -> Mapping[str, bool | None] | None:
+        """A discovered model's capability flags from the listing; None for configured ones."""
+        if model.source != "discovered":
+            return None
+        return self._capabilities.get(model.public_name)

@@ -39,6 +39,7 @@ from botocore.exceptions import (
 )
 
 import gateway
+from gateway.bedrock.discovery import Listing
 from gateway.bedrock.roles import RoleCredentials, role_session
 from gateway.config import BedrockConfig, TeamConfig
 from gateway.translate.shared.errors import access_denied_detail
@@ -358,6 +359,7 @@ class AioBedrockClient(_Calls):
         self._credentials = credentials
         self._roles = {team: role for team, role in (roles or {}).items() if role.role_arn}
         self._clients: dict[tuple[str | None, str | None], Any] = {}
+        self._control: dict[str | None, Any] = {}
         self._stack = contextlib.AsyncExitStack()
         self._default_region: str | None = config.region
 
@@ -369,6 +371,15 @@ class AioBedrockClient(_Calls):
         regions = sorted({r or self._default_region or "" for r in self._wanted_regions})
         try:
             await self._open(session, regions, team=None)
+            if self._config.discover.enabled:
+                # The control plane (`bedrock`, not `bedrock-runtime`), at its endpoint as
+                # any boto3 program finds it (AWS_ENDPOINT_URL_BEDROCK honoured).
+                for region in regions:
+                    self._control[region or None] = await self._stack.enter_async_context(
+                        session.create_client(
+                            "bedrock", region_name=region or None, config=aio_config(self._config)
+                        )
+                    )
             if self._roles:
                 sts = await self._stack.enter_async_context(
                     session.create_client(
@@ -420,6 +431,22 @@ class AioBedrockClient(_Calls):
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
         self._clients.clear()
+
+    async def list_region(self, region: str) -> Listing:
+        """ListFoundationModels and ListInferenceProfiles (every page) of one region."""
+        control = self._control.get(region or None)
+        if control is None:
+            raise BedrockError("ConfigurationError", f"no control-plane client for {region!r}")
+        try:
+            models = (await control.list_foundation_models()).get("modelSummaries", [])
+            profiles: list[dict[str, Any]] = []
+            for kind in ("SYSTEM_DEFINED", "APPLICATION"):
+                paginator = control.get_paginator("list_inference_profiles")
+                async for page in paginator.paginate(typeEquals=kind):
+                    profiles.extend(page.get("inferenceProfileSummaries", []))
+        except _TRANSPORT_ERRORS as exc:
+            raise _bedrock_error(exc) from exc
+        return Listing(region, models, profiles)
 
     def for_team(self, team: str) -> BedrockClient:
         """The calls of `team`, signed with its role (opened in `__aenter__`)."""

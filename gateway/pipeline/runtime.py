@@ -19,10 +19,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from gateway.bedrock.breaker import RegionBreaker
-from gateway.bedrock.catalog import ModelCatalog
+from gateway.bedrock.catalog import DiscoveredModel, ModelCatalog
 from gateway.bedrock.client import BedrockClient
 from gateway.bedrock.retries import RetryPolicy
-from gateway.config import ConfigError, GatewayConfig, ModelConfig, load_config
+from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.images.fetcher import ImageFetcher
 from gateway.keys.index import KeyIndex
 from gateway.limits import Admission, Limiter
@@ -47,7 +47,7 @@ class Runtime:
     prices: PriceBook
 
     @classmethod
-    def build(cls, config: GatewayConfig, *, discovered: Sequence[ModelConfig] = ()) -> Runtime:
+    def build(cls, config: GatewayConfig, *, discovered: Sequence[DiscoveredModel] = ()) -> Runtime:
         catalog = ModelCatalog(
             config.models, allow_unlisted=config.allow_unlisted_models, discovered=discovered
         )
@@ -61,7 +61,7 @@ class Runtime:
             ),
         )
 
-    def with_discovered(self, discovered: Sequence[ModelConfig]) -> Runtime:
+    def with_discovered(self, discovered: Sequence[DiscoveredModel]) -> Runtime:
         """This runtime with a new set of models discovered in the account."""
         return Runtime.build(self.config, discovered=discovered).with_keys(self.keys)
 
@@ -98,7 +98,7 @@ class Gateway:
             else None
         )
         # Models found in the account (`bedrock.discover`), kept across config reloads.
-        self.discovered: Sequence[ModelConfig] = ()
+        self.discovered: Sequence[DiscoveredModel] = ()
         self.recorder = recorder
         self.metrics = metrics
         self.limiter = limiter
@@ -112,6 +112,13 @@ class Gateway:
         self.ready = True
         self._limiter_factory = limiter_factory
         self._charges: set[asyncio.Task[None]] = set()
+
+    def install_discovered(self, discovered: Sequence[DiscoveredModel]) -> None:
+        """Offer a new set of models found in the account (`gateway.bedrock.discovery`)."""
+        self.discovered = discovered
+        self.runtime = self.runtime.with_discovered(discovered)
+        if self.breaker is None and self.runtime.catalog.multi_region:
+            self.breaker = RegionBreaker(self.runtime.config.bedrock.region_cooldown_s)
 
     def charge_later(self, admission: Admission, *, tokens: int, cost_usd: Decimal | None) -> None:
         """Charge a finished request's usage to its limits, on a task of its own: it may

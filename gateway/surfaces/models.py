@@ -23,15 +23,21 @@ __all__ = ["get_model", "list_models"]
 _CREATED = 1_700_000_000
 
 
-def _model_object(name: str, model: ResolvedModel) -> dict[str, Any]:
-    return {
+def _model_object(name: str, model: ResolvedModel, runtime: Runtime) -> dict[str, Any]:
+    """`owned_by` says where the entry comes from: `config` or `discovered` (the account's
+    own listing, with its capability flags)."""
+    entry: dict[str, Any] = {
         "id": name,
         "object": "model",
         "created": _CREATED,
-        "owned_by": "bedrock",
+        "owned_by": model.source,
         "bedrock_model_id": model.bedrock_id,
         "kind": model.kind,
     }
+    capabilities = runtime.catalog.capabilities(model)
+    if capabilities is not None:
+        entry["capabilities"] = dict(capabilities)
+    return entry
 
 
 async def list_models(request: Request) -> Response:
@@ -41,7 +47,7 @@ async def list_models(request: Request) -> Response:
     for name in runtime.catalog.public_names():
         model = runtime.catalog.get(name)
         if model is not None and principal.may_use(name, model.public_name):
-            data.append(_model_object(name, model))
+            data.append(_model_object(name, model, runtime))
     return json_response({"object": "list", "data": data})
 
 
@@ -55,4 +61,4 @@ async def get_model(request: Request) -> Response:
             param="model",
             code="model_not_found",
         )
-    return json_response(_model_object(name, model))
+    return json_response(_model_object(name, model, runtime))

@@ -478,7 +478,7 @@ def test_list_and_get_models(gateway: RunningGateway) -> None:
         "cohere-multi",
     ]
     model = client.models.retrieve("gpt-4o")
-    assert (model.id, model.object, model.owned_by) == ("gpt-4o", "model", "bedrock")
+    assert (model.id, model.object, model.owned_by) == ("gpt-4o", "model", "config")
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")
 
