@@ -116,11 +116,11 @@ def test_an_unpriced_discovered_model_is_refused_to_a_budgeted_key(
     deadline = time.monotonic() + 10
     while "unpriced-chat" not in _models(gateway) and time.monotonic() < deadline:
         time.sleep(0.1)
-    with openai.OpenAI(base_url=gateway.url + "/v1", api_key=BUDGET_KEY, max_retries=0) as client:
-        with pytest.raises(openai.PermissionDeniedError) as refused:
-            client.chat.completions.create(
-                model="unpriced-chat", messages=[{"role": "user", "content": "hi"}]
-            )
+    budgeted = openai.OpenAI(base_url=gateway.url + "/v1", api_key=BUDGET_KEY, max_retries=0)
+    with budgeted, pytest.raises(openai.PermissionDeniedError) as refused:
+        budgeted.chat.completions.create(
+            model="unpriced-chat", messages=[{"role": "user", "content": "hi"}]
+        )
     assert "price" in str(refused.value)
     # A key without a budget may still call it.
     with openai.OpenAI(base_url=gateway.url + "/v1", api_key=API_KEY, max_retries=0) as client:
