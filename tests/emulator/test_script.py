@@ -128,6 +128,15 @@ def test_fault_defaults_to_throttling_with_fail_times() -> None:
     )
 
 
+def test_fail_regions_defaults_to_throttling_in_those_regions() -> None:
+    script = parse_script(body(script={"fail_regions": ["us-east-1", "eu-west-1"]}))
+    assert script.fault is not None
+    assert (script.fault.name, script.fault.regions) == (
+        "ThrottlingException",
+        frozenset({"us-east-1", "eu-west-1"}),
+    )
+
+
 def test_stream_error_defaults() -> None:
     error = parse_script(body(script={"stream_error": "ThrottlingException"})).stream_error
     assert error is not None
@@ -173,6 +182,9 @@ def test_stream_error_defaults() -> None:
         ({"fail_times": 1}, "'key' (required with 'fail_times')"),
         ({"omit_metadata": "yes"}, "'omit_metadata' must be true or false"),
         ({"disconnect_after": -1}, "'disconnect_after' must be an integer >= 0"),
+        ({"fail_regions": "us-east-1"}, "'fail_regions' must be a non-empty list"),
+        ({"fail_regions": []}, "'fail_regions' must be a non-empty list"),
+        ({"fail_regions": [""]}, "'fail_regions[]'"),
     ],
 )
 def test_bad_directives_are_refused_by_name(script: dict[str, Any], fragment: str) -> None:
