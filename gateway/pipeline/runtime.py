@@ -27,6 +27,7 @@ from gateway.images.fetcher import ImageFetcher
 from gateway.keys.index import KeyIndex
 from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
+from gateway.pipeline.guardrails import GuardrailPolicy
 from gateway.server.scheduling import SliceLane
 from gateway.usage.pricing import PriceBook
 from gateway.usage.recorder import UsageRecorder
@@ -45,6 +46,7 @@ class Runtime:
     keys: KeyIndex
     catalog: ModelCatalog
     prices: PriceBook
+    guardrails: GuardrailPolicy | None = None  # None: no guardrail configured anywhere
 
     @classmethod
     def build(cls, config: GatewayConfig, *, discovered: Sequence[DiscoveredModel] = ()) -> Runtime:
@@ -59,6 +61,7 @@ class Runtime:
                 [*config.models, *catalog.discovered()],
                 cross_region_surcharge=config.usage.cross_region_surcharge,
             ),
+            guardrails=GuardrailPolicy.build(config),
         )
 
     def with_discovered(self, discovered: Sequence[DiscoveredModel]) -> Runtime:

@@ -208,6 +208,7 @@ class Upstream:
         ctx.model = candidate
         ctx.region = candidate.region or self._gateway.default_region
         ctx.error_type = exc.name
+        self._guardrail_of(candidate)
         self._gateway.metrics.upstream_errors.labels(candidate.metric_label, exc.name).inc()
 
     def _failover(self, origin: ResolvedModel, target: ResolvedModel) -> None:
@@ -221,6 +222,15 @@ class Upstream:
         self._ctx.model = used
         self._ctx.region = used.region or self._gateway.default_region
         self._ctx.error_type = None
+        self._guardrail_of(used)
+
+    def _guardrail_of(self, model: ResolvedModel) -> None:
+        # The record names the guardrail of the model that was called last (a fallback
+        # may have another); nothing to do when no guardrail is configured.
+        ctx = self._ctx
+        if ctx.runtime.guardrails is not None:
+            guardrail = ctx.guardrail_for(model)
+            ctx.guardrail_id = guardrail.id if guardrail is not None else None
 
     async def _while_connected(self, work: Awaitable[T]) -> T:
         """`work`, cancelled as soon as the client disconnects: no Bedrock time, retries or

@@ -37,6 +37,7 @@ from gateway.translate.openai_chat.response import converse_to_openai_response, 
 from gateway.translate.openai_chat.stream import StreamTranslator
 from gateway.translate.shared.errors import to_upstream_error
 from gateway.translate.shared.estimate import estimate_input_tokens
+from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED, converse_guardrail_config
 from gateway.translate.shared.request_metadata import gateway_request_metadata
 
 __all__ = ["ChatCompletions", "ChatStreamEncoder", "estimate_converse_input", "response_headers"]
@@ -163,6 +164,8 @@ class ChatCompletions:
         )
         call = translated(used)
         ctx.service_tier = served_tier(response)
+        if response.get("stopReason") == GUARDRAIL_INTERVENED:
+            ctx.guardrail_intervened = True
         usage = response.get("usage")
         if usage:
             ctx.usage.take_converse(usage)
@@ -195,6 +198,7 @@ class ChatCompletions:
             if runtime.config.bedrock.request_metadata and principal is not None
             else None
         )
+        guardrail = ctx.guardrail_for(model)
         return openai_to_converse_request(
             chat,
             model_id=model.bedrock_id,
@@ -202,6 +206,9 @@ class ChatCompletions:
             options=_options(runtime.config.images.max_bytes, model),
             images=images,
             request_metadata=metadata,
+            guardrail=converse_guardrail_config(guardrail, stream=bool(chat.stream))
+            if guardrail is not None
+            else None,
         )
 
 
@@ -266,6 +273,10 @@ class ChatStreamEncoder:
     @property
     def unknown_events(self) -> int:
         return self._translator.unknown_events
+
+    @property
+    def guardrail_intervened(self) -> bool:
+        return self._translator.stop_reason == GUARDRAIL_INTERVENED
 
     def feed(self, event: dict[str, Any]) -> bytes:
         chunks = self._translator.feed(event)
