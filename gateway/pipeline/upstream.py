@@ -97,7 +97,7 @@ class Upstream:
                     policy=gateway.retry_policy,
                     on_error=self._failed,
                     breaker=gateway.breaker,
-                    on_failover=self._failover,
+                    on_failover=self._failover if gateway.breaker is not None else None,
                 )
             )
         except ClientDisconnect:
@@ -150,7 +150,7 @@ class Upstream:
             policy=gateway.retry_policy,
             on_error=self._failed,
             breaker=gateway.breaker,
-            on_failover=self._failover,
+            on_failover=self._failover if gateway.breaker is not None else None,
         )
         self._served(used)
         return used, stream
