@@ -72,6 +72,14 @@ class Runtime:
         return dataclasses.replace(self, keys=keys)
 
 
+def _roles(config: GatewayConfig) -> dict[str, tuple[str | None, str | None, int]]:
+    return {
+        name: (team.role_arn, team.external_id, team.role_duration_s)
+        for name, team in config.auth.teams.items()
+        if team.role_arn
+    }
+
+
 class Gateway:
     def __init__(
         self,
@@ -132,6 +140,9 @@ class Gateway:
         self._charges.add(task)
         task.add_done_callback(self._charges.discard)
 
+    def _regions(self, runtime: Runtime) -> set[str | None]:
+        return {region or self.default_region for region in runtime.catalog.regions()}
+
     def reload(self, env: dict[str, str]) -> bool:
         """SIGHUP: re-read the config file; keep the old one if the new one is broken."""
         if self.config_path is None:
@@ -151,6 +162,19 @@ class Gateway:
             logger.warning(
                 "config reload: changes to %s take effect only after a restart",
                 ", ".join(unchanged),
+            )
+        # Bedrock clients (one per region, and per team role) are opened at start.
+        new_regions = self._regions(runtime) - self._regions(self.runtime)
+        if new_regions:
+            logger.warning(
+                "config reload: models now use region(s) %s, which have no Bedrock client "
+                "until a restart; their calls fail until then",
+                ", ".join(sorted(str(r) for r in new_regions)),
+            )
+        if _roles(config) != _roles(old):
+            logger.warning(
+                "config reload: teams' role_arn, external_id and role_duration_s take "
+                "effect only after a restart"
             )
         self.runtime = runtime
         if self.breaker is None and runtime.catalog.multi_region:

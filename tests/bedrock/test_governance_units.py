@@ -203,3 +203,43 @@ def test_a_refused_session_tag_is_dropped_once(caplog: pytest.LogCaptureFixture)
     assert all(r["RoleSessionName"] == "bedrock-gateway-search" for r in sts.requests)
     assert caplog.text.count("refused the session tag") == 1
     assert "secret" not in caplog.text
+
+
+def _gateway(tmp_path: Any, text: str) -> Any:
+    from gateway.config import load_config
+    from gateway.pipeline.runtime import Gateway, Runtime
+
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    config = load_config(path, {})
+    unused: Any = object()
+    return Gateway(
+        Runtime.build(config),
+        bedrock=unused,
+        recorder=unused,
+        metrics=unused,
+        limiter=unused,
+        images=unused,
+        limiter_factory=lambda config: unused,
+        config_path=path,
+    )
+
+
+def test_reload_says_new_regions_and_roles_need_a_restart(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = _gateway(
+        tmp_path, "bedrock: {region: us-east-1}\nmodels: [{name: a, bedrock_id: A}]\n"
+    )
+    assert gateway.breaker is None  # nothing lists several regions: no breaker at all
+    (tmp_path / "config.yaml").write_text(
+        "bedrock: {region: us-east-1}\n"
+        "models: [{name: a, bedrock_id: A, regions: [us-east-1, eu-west-1]}]\n"
+        "auth: {teams: {t: {role_arn: '" + ROLE + "'}}}\n"
+    )
+    assert gateway.reload({})
+    assert "region(s) eu-west-1, which have no Bedrock client" in caplog.text
+    assert "role_arn, external_id and role_duration_s take effect only after a restart" in (
+        caplog.text
+    )
+    assert gateway.breaker is not None
