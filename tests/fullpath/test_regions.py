@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -290,3 +291,26 @@ def _three_calls(client: openai.OpenAI) -> None:
                 {"role": "user", "content": script("hi", fail_regions=["us-east-1", "us-west-2"])}
             ],
         )
+
+
+def test_messages_and_responses_fail_over_too(emulated: Any, start: Any) -> None:
+    emulator, _ = emulated
+    gateway = start(models=[MODEL])
+    content = script("hi", fail_regions=["us-east-1"])
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key=API_KEY, max_retries=0)
+    with (
+        claude,
+        claude.messages.stream(
+            model="sonnet", max_tokens=50, messages=[{"role": "user", "content": content}]
+        ) as stream,
+    ):
+        text = "".join(stream.text_stream)
+    assert text
+    gateway.client().responses.create(model="sonnet", input=content)
+    calls = [(c.operation, c.region) for c in emulator.control.calls]
+    assert calls == [
+        ("invoke-with-response-stream", "us-east-1"),
+        ("invoke-with-response-stream", "us-west-2"),
+        ("converse", "us-east-1"),
+        ("converse", "us-west-2"),
+    ]
