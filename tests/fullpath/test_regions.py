@@ -227,6 +227,9 @@ def test_a_team_calls_bedrock_with_its_assumed_role(
     assert session.duration_s == 3600
     signers = [c.access_key_id for c in _calls(emulator)]
     assert signers == [key_id, key_id, "test"]
+    # Every route of the team goes through its role: embeddings (InvokeModel) too.
+    search.embeddings.create(model="titan-embed-text-v2", input="hello")
+    assert [c.access_key_id for c in _calls(emulator, "invoke")] == [key_id]
     # The role's credentials are never written anywhere an operator reads.
     metrics = httpx.get(gateway.url + "/metrics", timeout=10).text
     assert key_id not in metrics
