@@ -411,7 +411,11 @@ class AioBedrockClient(_Calls):
                         "sts",
                         region_name=self._default_region,
                         endpoint_url=self._config.sts_endpoint_url,
-                        config=aio_config(self._config),
+                        # Unlike Bedrock calls (our own retry loop), a credential refresh
+                        # has nobody else to retry it: botocore's standard retries do.
+                        config=aio_config(self._config).merge(
+                            AioConfig(retries={"mode": "standard", "max_attempts": 3})
+                        ),
                     )
                 )
                 for team, role in sorted(self._roles.items()):
