@@ -29,8 +29,11 @@ GUARD = Guardrail(
 
 @pytest.mark.parametrize(
     ("trace", "converse", "invoke"),
-    [("off", "disabled", "DISABLED"), ("enabled", "enabled", "ENABLED")]
-    + [("enabled_full", "enabled_full", "ENABLED_FULL")],
+    [
+        ("off", "disabled", "DISABLED"),
+        ("enabled", "enabled", "ENABLED"),
+        ("enabled_full", "enabled_full", "ENABLED_FULL"),
+    ],
 )
 def test_trace_spellings(trace: str, converse: str, invoke: str) -> None:
     guardrail = Guardrail(id="g", version="1", trace=trace)
