@@ -275,6 +275,23 @@ def test_messages_converse_intervention(gateway: RunningGateway) -> None:
     _intervened_record(gateway, "nova0guard")
 
 
+def test_messages_converse_stream_intervention(gateway: RunningGateway) -> None:
+    with (
+        _anthropic(gateway, SOLO_KEY) as client,
+        client.messages.stream(
+            model=NOVA,
+            max_tokens=100,
+            messages=[{"role": "user", "content": script("Tell me", guardrail="intervene")}],
+        ) as stream,
+    ):
+        final = stream.get_final_message()
+    assert final.stop_reason == "refusal"
+    with gateway.http() as http:
+        metrics = http.get("/metrics").text
+    assert _counted(metrics, model=NOVA, team="", guardrail="nova0guard") == 1
+    _intervened_record(gateway, "nova0guard")
+
+
 # -- a caller cannot add, remove or weaken a guardrail -----------------------------------
 
 
