@@ -136,13 +136,16 @@ class AioBedrockClient(_Calls):
         try:
             await self._open(session, regions, team=None)
             if self._config.discover.enabled:
+                # Small answers, retried by botocore (nothing else retries them), never
+                # waited on as long as a model's answer.
+                listing = aio_config(self._config).merge(
+                    AioConfig(read_timeout=20, retries={"mode": "standard", "max_attempts": 3})
+                )
                 # The control plane (`bedrock`, not `bedrock-runtime`), at its endpoint as
                 # any boto3 program finds it (AWS_ENDPOINT_URL_BEDROCK honoured).
                 for region in regions:
                     self._control[region or None] = await self._stack.enter_async_context(
-                        session.create_client(
-                            "bedrock", region_name=region or None, config=aio_config(self._config)
-                        )
+                        session.create_client("bedrock", region_name=region or None, config=listing)
                     )
             if self._roles:
                 sts = await self._stack.enter_async_context(

@@ -33,9 +33,12 @@ from typing import Any
 from gateway.bedrock.catalog import DiscoveredModel
 from gateway.config import ModelConfig
 
-__all__ = ["Discovery", "Listing", "catalogue", "clean_alias"]
+__all__ = ["START_TIMEOUT_S", "Discovery", "Listing", "catalogue", "clean_alias"]
 
 logger = logging.getLogger("gateway.bedrock")
+
+# The longest the first listing may hold the gateway's start.
+START_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,13 +208,32 @@ class Discovery:
             self._offered = names
 
     async def start(self) -> None:
-        await self.refresh()
+        """The first listing before serving, within `START_TIMEOUT_S` (a control plane that
+        hangs must not hold the gateway's start); then the loop."""
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                await self.refresh()
+        except TimeoutError:
+            logger.warning(
+                "model discovery: no listing within %.0f s at start; serving the configured "
+                "models, discovered ones join when the listing answers",
+                START_TIMEOUT_S,
+            )
+            self._task = asyncio.get_running_loop().create_task(self._run(first_wait_s=0))
+            return
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def _run(self) -> None:
+    async def _run(self, *, first_wait_s: float | None = None) -> None:
+        wait_s = self._interval_s if first_wait_s is None else first_wait_s
         while True:
-            await asyncio.sleep(self._interval_s)
-            await self.refresh()
+            await asyncio.sleep(wait_s)
+            wait_s = self._interval_s
+            try:
+                await self.refresh()
+            except Exception:
+                # A listing we cannot read (a model id our config refuses, say) keeps the
+                # models offered now; the loop must outlive it.
+                logger.exception("model discovery: refresh failed; keeping the current models")
 
     async def aclose(self) -> None:
         if self._task is not None:

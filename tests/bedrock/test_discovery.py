@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+import gateway.bedrock.discovery as discovery_module
 from gateway.bedrock.catalog import ModelCatalog
-from gateway.bedrock.discovery import Listing, catalogue, clean_alias
+from gateway.bedrock.discovery import Discovery, Listing, catalogue, clean_alias
 from gateway.config import ModelConfig
 
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -134,3 +136,65 @@ def test_an_empty_or_broken_listing_offers_nothing() -> None:
         [{"inferenceProfileId": "us.x", "models": []}, {"models": [{"modelArn": "nope"}]}],
     )
     assert catalogue([listing]) == []
+
+
+def test_a_region_that_cannot_be_listed_keeps_its_last_listing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answers: list[Any] = [
+        Listing("us-east-1", [_summary("amazon.nova-micro-v1:0", inference=["ON_DEMAND"])], []),
+        RuntimeError("control plane down"),
+        RuntimeError("still down"),
+        Listing("us-east-1", [], []),
+    ]
+    installed: list[list[str]] = []
+
+    async def list_region(region: str) -> Listing:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    discovery = Discovery(
+        list_region,
+        ["us-east-1"],
+        interval_s=60,
+        install=lambda models: installed.append([m.config.name for m in models]),
+    )
+
+    async def run() -> None:
+        for _ in range(4):
+            await discovery.refresh()
+
+    asyncio.run(run())
+    assert installed == [["amazon.nova-micro-v1:0"]] * 3 + [[]]
+    # One warning per outage, not one per refresh.
+    assert caplog.text.count("cannot list region us-east-1") == 1
+
+
+def test_a_hanging_control_plane_does_not_hold_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(discovery_module, "START_TIMEOUT_S", 0.05)
+    release = asyncio.Event()
+    installed: list[int] = []
+
+    async def run() -> None:
+        async def list_region(region: str) -> Listing:
+            await release.wait()
+            return Listing(
+                region, [_summary("amazon.nova-micro-v1:0", inference=["ON_DEMAND"])], []
+            )
+
+        discovery = Discovery(
+            list_region, ["us-east-1"], interval_s=60, install=lambda m: installed.append(len(m))
+        )
+        await asyncio.wait_for(discovery.start(), 2)
+        assert installed == []  # started without the listing
+        release.set()
+        for _ in range(100):  # bounded: the loop lists again at once
+            if installed:
+                break
+            await asyncio.sleep(0.01)
+        await discovery.aclose()
+
+    asyncio.run(run())
+    assert installed == [1]
