@@ -262,7 +262,7 @@ class AnthropicStreamEncoder:
         """A failure after the first byte: Anthropic's `event: error`, and the stream ends."""
         return sse_event("error", anthropic_error(to_upstream_error(error.name, error.message)))
 
-    def take_usage(self, usage: TokenUsage) -> bool:
+    def settle(self, ctx: RequestContext) -> bool:
         translator = self._translator
         # Claude's usage is final only once its stream has ended (message_delta counts up).
         done = (
@@ -272,7 +272,7 @@ class AnthropicStreamEncoder:
         )
         if not done:
             return False
-        _take(usage, translator.usage)
+        _take(ctx.usage, translator.usage)
         return True
 
     def estimated_output_tokens(self) -> int:

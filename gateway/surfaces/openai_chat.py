@@ -20,7 +20,7 @@ from gateway.bedrock.catalog import ResolvedModel
 from gateway.bedrock.client import BedrockError
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.ids import new_id
-from gateway.pipeline.context import RequestContext, TokenUsage
+from gateway.pipeline.context import RequestContext
 from gateway.pipeline.surface import Parsed
 from gateway.pipeline.upstream import Upstream
 from gateway.schemas.openai import ChatCompletionRequest
@@ -33,10 +33,11 @@ from gateway.translate.openai_chat.request import (
     openai_to_converse_request,
     remote_image_urls,
 )
-from gateway.translate.openai_chat.response import converse_to_openai_response, served_tier
+from gateway.translate.openai_chat.response import converse_to_openai_response
 from gateway.translate.openai_chat.stream import StreamTranslator
 from gateway.translate.shared.errors import to_upstream_error
 from gateway.translate.shared.estimate import estimate_input_tokens
+from gateway.translate.shared.finish_reasons import served_tier
 from gateway.translate.shared.request_metadata import gateway_request_metadata
 
 __all__ = ["ChatCompletions", "ChatStreamEncoder", "estimate_converse_input", "response_headers"]
@@ -148,7 +149,6 @@ class ChatCompletions:
                     structured_output_tool=call.structured_output_tool,
                 ),
                 collect=ctx.runtime.config.logging.log_prompts,
-                ctx=ctx,
             )
             return upstream.stream_response(
                 opened,
@@ -245,17 +245,10 @@ def estimate_converse_input(converse_request: Mapping[str, Any]) -> int:
 class ChatStreamEncoder:
     """ConverseStream events as `chat.completion.chunk` SSE bytes (`StreamEncoder`)."""
 
-    __slots__ = ("_collected", "_ctx", "_translator")
+    __slots__ = ("_collected", "_translator")
 
-    def __init__(
-        self,
-        translator: StreamTranslator,
-        *,
-        collect: bool = False,
-        ctx: RequestContext | None = None,
-    ) -> None:
+    def __init__(self, translator: StreamTranslator, *, collect: bool = False) -> None:
         self._translator = translator
-        self._ctx = ctx  # gets the served tier and a malformed answer's error type
         # Only with `logging.log_prompts`: the streamed text, for the access line.
         self._collected: list[str] | None = [] if collect else None
 
@@ -291,17 +284,16 @@ class ChatStreamEncoder:
         # No [DONE] follows the error, so SDKs raise instead of returning a truncated answer.
         return encode_error(to_upstream_error(error.name, error.message).to_openai())
 
-    def take_usage(self, usage: TokenUsage) -> bool:
-        ctx = self._ctx
-        if ctx is not None:
-            ctx.service_tier = self._translator.service_tier
-            error = self._translator.error
-            if error is not None and ctx.error_type is None:
-                ctx.error_type = error.code
-        seen = self._translator.usage
+    def settle(self, ctx: RequestContext) -> bool:
+        translator = self._translator
+        ctx.service_tier = translator.service_tier
+        error = translator.error
+        if error is not None and ctx.error_type is None:
+            ctx.error_type = error.code  # a malformed answer ended the stream
+        seen = translator.usage
         if seen is None:
             return False
-        usage.take_converse(seen)
+        ctx.usage.take_converse(seen)
         return True
 
     def estimated_output_tokens(self) -> int:

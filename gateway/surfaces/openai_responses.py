@@ -54,6 +54,7 @@ from gateway.translate.openai_responses.response import (
     request_echo,
 )
 from gateway.translate.openai_responses.stream import ResponsesStream
+from gateway.translate.shared.finish_reasons import served_tier
 
 __all__ = ["Responses"]
 
@@ -201,6 +202,7 @@ class Responses:
             estimate_input=estimate_input,
         )
         call = translated(used)
+        ctx.service_tier = served_tier(result)
         usage = result.get("usage")
         if usage:
             ctx.usage.take_converse(usage)
