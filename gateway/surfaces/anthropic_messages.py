@@ -230,6 +230,7 @@ def _take(usage: TokenUsage, seen: MessagesUsage) -> None:
     usage.output_tokens = seen.output_tokens
     usage.cache_read_tokens = seen.cache_read_tokens
     usage.cache_write_tokens = seen.cache_write_tokens
+    usage.cache_write_1h_tokens = seen.cache_write_1h_tokens
 
 
 class AnthropicStreamEncoder:
