@@ -205,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
         default="team,model",
         help=(
             "comma list of key_id, team, user, end_user, model, route, status, day, "
-            "service_tier (default team,model)"
+            "service_tier, region, guardrail_id (default team,model)"
         ),
     )
     usage.add_argument("--since", help="start, ISO 8601 date or time (UTC if no offset)")

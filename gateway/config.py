@@ -24,8 +24,11 @@ __all__ = [
     "AnthropicConfig",
     "ConfigError",
     "GatewayConfig",
+    "GuardrailConfig",
+    "GuardrailsConfig",
     "KeyConfig",
     "ModelConfig",
+    "TeamConfig",
     "default_config",
     "interpolate",
     "load_config",
@@ -184,6 +187,48 @@ class LimitsFields(_Strict):
     budget_usd_monthly: Price | None = None
 
 
+class GuardrailConfig(_Strict):
+    """A Bedrock guardrail applied to every chat call it covers (see `guardrails`).
+
+    `id` and `version` follow the patterns of Bedrock's `GuardrailConfiguration`: the
+    identifier (`[a-z0-9]+`) or its ARN, and a version number or DRAFT.
+    """
+
+    id: Annotated[
+        str,
+        Field(
+            max_length=2048,
+            pattern=r"^(?:[a-z0-9]+|arn:aws(?:-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}"
+            r":guardrail/[a-z0-9]+)$",
+        ),
+    ]
+    version: Annotated[str, Field(pattern=r"^(?:[1-9][0-9]{0,7}|DRAFT)$")]
+    trace: Literal["off", "enabled", "enabled_full"] = "off"
+    stream_processing_mode: Literal["sync", "async"] = "sync"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_scalars(cls, data: Any) -> Any:
+        # YAML reads `version: 1` as a number and `trace: off` as false; both mean the
+        # obvious string. Any other non-string (1.5, true) stays for the patterns to refuse.
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        version = data.get("version")
+        if isinstance(version, int) and not isinstance(version, bool):
+            data["version"] = str(version)
+        if data.get("trace") is False:
+            data["trace"] = "off"
+        return data
+
+
+class GuardrailsConfig(_Strict):
+    """`guardrails`: the most specific wins, key > team > model > default."""
+
+    default: GuardrailConfig | None = None
+    models: dict[str, GuardrailConfig] = Field(default_factory=dict)  # model name or alias
+
+
 # A plaintext key shorter than this is refused at start-up: `bedrock-gateway keys new` makes
 # 47-character keys, and a short one is a placeholder or guessable (issue 19, item 15).
 MIN_PLAINTEXT_KEY_CHARS = 32
@@ -221,6 +266,7 @@ class KeyConfig(LimitsFields):
     user: str | None = None
     models: list[str] | None = None
     disabled: bool = False
+    guardrail: GuardrailConfig | None = None  # wins over the team's, the model's, the default
 
     @model_validator(mode="after")
     def _one_secret(self) -> KeyConfig:
@@ -248,9 +294,15 @@ class KeyConfig(LimitsFields):
         return hashlib.sha256(self.key.get_secret_value().encode()).hexdigest()
 
 
+class TeamConfig(LimitsFields):
+    """A team's shared limits, and what applies to every key of the team."""
+
+    guardrail: GuardrailConfig | None = None  # wins over the model's and the default
+
+
 class AuthConfig(_Strict):
     keys: list[KeyConfig] = Field(default_factory=list)
-    teams: dict[str, LimitsFields] = Field(default_factory=dict)
+    teams: dict[str, TeamConfig] = Field(default_factory=dict)
     admin_keys_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]] = Field(
         default_factory=list
     )
@@ -357,6 +409,7 @@ class GatewayConfig(_Strict):
     logging: LoggingConfig = LoggingConfig()
     responses: ResponsesConfig = ResponsesConfig()
     anthropic: AnthropicConfig = AnthropicConfig()
+    guardrails: GuardrailsConfig = GuardrailsConfig()
 
     @model_validator(mode="after")
     def _model_names(self) -> GatewayConfig:
@@ -373,6 +426,10 @@ class GatewayConfig(_Strict):
             for fallback in model.fallbacks:
                 if fallback not in names:
                     raise ValueError(f"model {model.name!r}: unknown fallback {fallback!r}")
+        for name in self.guardrails.models:
+            # A typo here would leave the model without the guardrail the operator meant.
+            if name not in names:
+                raise ValueError(f"guardrails.models: unknown model {name!r}")
         return self
 
 

@@ -84,6 +84,13 @@ class Metrics:
             ["model", "error"],
             registry=r,
         )
+        # CONTRACT v2 ("Governance"): guardrail = the guardrail's configured id or ARN.
+        self.guardrail_interventions = Counter(
+            "gateway_guardrail_interventions_total",
+            "Answers a Bedrock guardrail intervened in (blocked or masked).",
+            ["model", "team", "guardrail"],
+            registry=r,
+        )
         self.inflight = Gauge(
             "gateway_inflight_requests",
             "Requests being served now.",

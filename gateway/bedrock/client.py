@@ -87,11 +87,24 @@ class BedrockClient(Protocol):
     ) -> BedrockStream: ...
 
     async def invoke_model(
-        self, model_id: str, body: bytes, *, region: str | None = None
-    ) -> InvokeResult: ...
+        self,
+        model_id: str,
+        body: bytes,
+        *,
+        region: str | None = None,
+        guardrail: Mapping[str, str] | None = None,
+    ) -> InvokeResult:
+        """InvokeModel; `guardrail` holds its guardrail parameters (`guardrailIdentifier`,
+        `guardrailVersion`, `trace`), sent as Bedrock's request headers."""
+        ...
 
     async def invoke_model_stream(
-        self, model_id: str, body: bytes, *, region: str | None = None
+        self,
+        model_id: str,
+        body: bytes,
+        *,
+        region: str | None = None,
+        guardrail: Mapping[str, str] | None = None,
     ) -> BedrockStream:
         """InvokeModelWithResponseStream: `{"chunk": {"bytes": b"..."}}` events."""
         ...
@@ -358,7 +371,12 @@ class AioBedrockClient:
         return _AioStream(response["stream"], model_id)
 
     async def invoke_model(
-        self, model_id: str, body: bytes, *, region: str | None = None
+        self,
+        model_id: str,
+        body: bytes,
+        *,
+        region: str | None = None,
+        guardrail: Mapping[str, str] | None = None,
     ) -> InvokeResult:
         client = self._client(region)
         try:
@@ -367,6 +385,7 @@ class AioBedrockClient:
                 body=body,
                 contentType="application/json",
                 accept="application/json",
+                **(guardrail or {}),
             )
             async with response["body"] as stream:
                 data: bytes = await stream.read()
@@ -380,7 +399,12 @@ class AioBedrockClient:
         return InvokeResult(data, headers.get("x-amzn-bedrock-input-token-count"))
 
     async def invoke_model_stream(
-        self, model_id: str, body: bytes, *, region: str | None = None
+        self,
+        model_id: str,
+        body: bytes,
+        *,
+        region: str | None = None,
+        guardrail: Mapping[str, str] | None = None,
     ) -> BedrockStream:
         client = self._client(region)
         try:
@@ -389,6 +413,7 @@ class AioBedrockClient:
                 body=body,
                 contentType="application/json",
                 accept="application/json",
+                **(guardrail or {}),
             )
         except _TRANSPORT_ERRORS as exc:
             raise _bedrock_error(exc) from exc

@@ -22,6 +22,7 @@ from gateway.emulator.script import word_pieces
 __all__ = [
     "StreamPlan",
     "converse_response",
+    "guardrail_trace",
     "input_fragments",
     "latency_ms",
     "pause_ms",
@@ -97,7 +98,15 @@ def converse_response(script: Script, latency: int) -> dict[str, Any]:
     }
     if script.service_tier is not None:
         body["serviceTier"] = {"type": script.service_tier}
+    if script.guardrail_traced:
+        body["trace"] = guardrail_trace(script)
     return body
+
+
+def guardrail_trace(script: Script) -> dict[str, Any]:
+    """A guardrail trace (Converse `trace`), reduced to its verdict."""
+    intervened = script.guardrail_action == "INTERVENED"
+    return {"guardrail": {"actionReason": "Guardrail blocked." if intervened else "No action."}}
 
 
 def stream_events(script: Script) -> list[Event]:
@@ -134,6 +143,8 @@ def stream_events(script: Script) -> list[Event]:
         metadata = {"usage": script.usage.to_wire(), "metrics": {"latencyMs": latency}}
         if script.service_tier is not None:
             metadata["serviceTier"] = {"type": script.service_tier}
+        if script.guardrail_traced:
+            metadata["trace"] = guardrail_trace(script)
         events.append(("metadata", metadata))
     for position, (_, payload) in enumerate(events):
         payload["p"] = _padding(position)

@@ -44,6 +44,7 @@ from gateway.emulator.embeddings import (
     render_embeddings,
 )
 from gateway.emulator.errors import ServiceError, error_body, error_type_header
+from gateway.emulator.guardrails import read_converse_guardrail, read_invoke_guardrail
 from gateway.emulator.pacing import (
     ClientGone,
     EmulatedDisconnect,
@@ -184,7 +185,9 @@ class BedrockEmulator:
                 await self._count_tokens(model_id, body, request_id, send)
             elif is_claude(model_id) and operation in (b"invoke", b"invoke-with-response-stream"):
                 stream = operation == b"invoke-with-response-stream"
-                await self._invoke_claude(model_id, body, stream, request_id, send, watch)
+                await self._invoke_claude(
+                    model_id, body, stream, request_id, send, watch, scope["headers"]
+                )
             elif operation == b"invoke-with-response-stream":
                 raise ServiceError(
                     "ValidationException",
@@ -230,7 +233,8 @@ class BedrockEmulator:
                 "ValidationException",
                 "Malformed input request, please reformat your input and try again.",
             )
-        script = parse_script(request, defaults=self._defaults)
+        guardrail = read_converse_guardrail(request.get("guardrailConfig"), stream=stream)
+        script = parse_script(request, defaults=self._defaults, guardrail=guardrail)
         self._check_fault(script.fault)
         if stream:
             await send_stream(script, _start(200, request_id, _EVENTSTREAM), send, watch)
@@ -254,9 +258,21 @@ class BedrockEmulator:
         await send({"type": "http.response.body", "body": payload})
 
     async def _invoke_claude(
-        self, model_id: str, body: bytes, stream: bool, request_id: bytes, send: Send, watch: Watch
+        self,
+        model_id: str,
+        body: bytes,
+        stream: bool,
+        request_id: bytes,
+        send: Send,
+        watch: Watch,
+        headers: list[tuple[bytes, bytes]],
     ) -> None:
-        script = parse_script(converse_view(read_claude_body(body)), defaults=self._defaults)
+        request = read_claude_body(body)
+        guardrail = read_invoke_guardrail(headers, request)
+        view = converse_view(request)
+        if guardrail is not None:
+            view["guardrailConfig"] = guardrail.converse_view()  # for `echo`
+        script = parse_script(view, defaults=self._defaults, guardrail=guardrail)
         self._check_fault(script.fault)
         if stream:
             events = len(stream_events(script))

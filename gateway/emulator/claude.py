@@ -19,7 +19,7 @@ import hashlib
 import json
 from typing import Any
 
-from gateway.emulator.answers import StreamPlan, input_fragments, text_pieces
+from gateway.emulator.answers import StreamPlan, guardrail_trace, input_fragments, text_pieces
 from gateway.emulator.errors import ServiceError, error_body
 from gateway.emulator.eventstream import event_frame, exception_frame
 from gateway.emulator.plan import Script
@@ -48,7 +48,7 @@ _BODY_KEYS = frozenset(
     {
         "anthropic_version", "anthropic_beta", "messages", "system", "max_tokens", "tools",
         "tool_choice", "thinking", "temperature", "top_p", "top_k", "stop_sequences",
-        "output_config", "context_management",
+        "output_config", "context_management", "amazon-bedrock-guardrailConfig",
     }
 )  # fmt: skip
 # Converse stop reasons (what scripts say) -> Claude's.
@@ -62,6 +62,8 @@ _STOP_REASONS = {
     "model_context_window_exceeded": "model_context_window_exceeded",
 }
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+GUARDRAIL_ACTION = "amazon-bedrock-guardrailAction"
+GUARDRAIL_TRACE = "amazon-bedrock-trace"
 
 
 def is_claude(model_id: str) -> bool:
@@ -182,22 +184,39 @@ def claude_message(script: Script, model_id: str) -> dict[str, Any]:
         content.append(
             {"type": "tool_use", "id": _tool_id(call.id), "name": call.name, "input": call.input}
         )
-    return {
+    # A guardrail's intervention leaves Claude's own stop reason (end_turn) in place;
+    # Bedrock says it in `amazon-bedrock-guardrailAction` instead.
+    intervened = script.guardrail_action == "INTERVENED"
+    message: dict[str, Any] = {
         "id": _message_id(model_id, script),
         "type": "message",
         "role": "assistant",
         "model": _model_name(model_id),
         "content": content,
-        "stop_reason": _STOP_REASONS[script.stop_reason],
+        "stop_reason": "end_turn" if intervened else _STOP_REASONS[script.stop_reason],
         "stop_sequence": None,
         "usage": _usage(script, output_tokens=script.usage.output_tokens),
     }
+    message.update(_guardrail_fields(script))
+    return message
+
+
+def _guardrail_fields(script: Script) -> dict[str, Any]:
+    """What Bedrock adds to Claude's answer (or its last chunk) under a guardrail."""
+    fields: dict[str, Any] = {}
+    if script.guardrail_action is not None:
+        fields[GUARDRAIL_ACTION] = script.guardrail_action
+        if script.guardrail_traced:
+            fields[GUARDRAIL_TRACE] = guardrail_trace(script)
+    return fields
 
 
 def claude_events(script: Script, model_id: str, latency_ms: int) -> list[dict[str, Any]]:
     """Every Anthropic event of the streamed answer, in order."""
     message = claude_message(script, model_id)
     start = {**message, "content": [], "stop_reason": None}
+    for name in (GUARDRAIL_ACTION, GUARDRAIL_TRACE):
+        start.pop(name, None)
     start["usage"] = _usage(script, output_tokens=1)
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
 
@@ -252,6 +271,7 @@ def claude_events(script: Script, model_id: str, latency_ms: int) -> list[dict[s
     stop: dict[str, Any] = {"type": "message_stop"}
     if not script.omit_metadata:
         stop["amazon-bedrock-invocationMetrics"] = metrics
+    stop.update(_guardrail_fields(script))  # the verdict rides on the last chunk
     events.append(stop)
     return events
 

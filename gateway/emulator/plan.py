@@ -112,6 +112,10 @@ class Script:
     omit_metadata: bool = False
     latency_ms: int | None = None
     service_tier: str | None = None  # echoed as `serviceTier` when the request asked for one
+    # With a guardrail in the request: "INTERVENED" or "NONE" (InvokeModel's words); None
+    # without one. `guardrail_traced`: its trace was asked for.
+    guardrail_action: str | None = None
+    guardrail_traced: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from typing import Any
 from gateway.emulator.conversation import Conversation, read_conversation
 from gateway.emulator.errors import BEDROCK_ERRORS, STREAM_EXCEPTIONS, ServiceError
 from gateway.emulator.features import Features, read_features, schema_sample
+from gateway.emulator.guardrails import BLOCKED_MESSAGE, GuardrailSeen
 from gateway.emulator.plan import (
     Fault,
     InvokeScript,
@@ -49,7 +50,7 @@ KEYS = frozenset(
     {
         "reply", "chunks", "delay_ms", "first_token_delay_ms", "usage", "stop_reason",
         "tool_calls", "reasoning", "error", "stream_error", "disconnect_after",
-        "omit_metadata", "fail_times", "key", "latency_ms", "echo",
+        "omit_metadata", "fail_times", "key", "latency_ms", "echo", "guardrail",
     }
 )  # fmt: skip
 INVOKE_KEYS = frozenset({"error", "fail_times", "key", "delay_ms"})
@@ -88,9 +89,15 @@ def default_reply(last_user_text: str) -> str:
 
 
 def parse_script(
-    request_body: Mapping[str, Any], *, defaults: Mapping[str, Any] | None = None
+    request_body: Mapping[str, Any],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    guardrail: GuardrailSeen | None = None,
 ) -> Script:
     """The Script for a Converse / ConverseStream body; `defaults` sit under its directive.
+
+    `guardrail` is the guardrail the request carried, already checked (`guardrails.py`):
+    only then can the `guardrail` directive intervene.
 
     Raises `ServiceError` (ValidationException) when Bedrock would reject the conversation,
     and `ScriptError`, a ValidationException too, when the directive is wrong.
@@ -103,7 +110,7 @@ def parse_script(
         # (null when absent): how a full-path test sees what the gateway sent Bedrock.
         field = _text(raw.pop("echo"), "'echo'", empty=False)
         raw.setdefault("reply", json.dumps(request_body.get(field), separators=(",", ":")))
-    return _build(raw, conversation, features)
+    return _build(raw, conversation, features, guardrail)
 
 
 def parse_invoke_script(
@@ -292,8 +299,33 @@ def _usage(
     )
 
 
-def _build(raw: Mapping[str, Any], conversation: Conversation, features: Features) -> Script:
+def _intervenes(raw: Mapping[str, Any], guardrail: GuardrailSeen | None) -> bool:
+    value = raw.get("guardrail")
+    if value is None:
+        return False
+    if value != "intervene":
+        raise ScriptError("'guardrail' must be \"intervene\"")
+    # As on Bedrock: a request without a guardrail has nothing that could intervene.
+    return guardrail is not None
+
+
+def _build(
+    raw: Mapping[str, Any],
+    conversation: Conversation,
+    features: Features,
+    guardrail: GuardrailSeen | None = None,
+) -> Script:
     _only(raw, KEYS, "@emulator")
+    if _intervenes(raw, guardrail):
+        # The guardrail blocks the model's output: its message replaces the answer.
+        raw = {
+            **{k: v for k, v in raw.items() if k not in ("tool_calls", "reasoning")},
+            "reply": raw.get("reply", BLOCKED_MESSAGE),
+            "stop_reason": "guardrail_intervened",
+        }
+        intervened = True
+    else:
+        intervened = False
     tool_calls = _tool_calls(raw.get("tool_calls"))
     if not tool_calls and "reply" not in raw and conversation.forced_tool is not None:
         # A forced tool gets a call to it, as Bedrock's model answers (SCRIPTING.md).
@@ -338,4 +370,6 @@ def _build(raw: Mapping[str, Any], conversation: Conversation, features: Feature
         omit_metadata=omit_metadata,
         latency_ms=_int(raw, "latency_ms"),
         service_tier=features.service_tier,
+        guardrail_action=None if guardrail is None else "INTERVENED" if intervened else "NONE",
+        guardrail_traced=guardrail is not None and guardrail.traced,
     )

@@ -9,8 +9,10 @@ anywhere but here:
 * parse -- `stream`, `end_user`, and with `logging.log_prompts` the `prompt`;
 * resolve -- `model` (then the model that actually served, after fallbacks);
 * admit -- `admission` (what `Limiter.charge` needs afterwards);
-* call and translate back -- `usage`, `estimated`, `ttft_ms`, `stream_error`,
-  `service_tier`, `completion`;
+* call -- `guardrail_id` (the guardrail of the model called, if any: `guardrail_for`),
+  `region` (the region that served);
+* translate back -- `usage`, `estimated`, `ttft_ms`, `stream_error`, `service_tier`,
+  `guardrail_intervened`, `completion`;
 * finish -- `status`, `latency_ms`, `error_type`; then `to_record()` builds the ledger's
   `UsageRecord` from all of the above, once.
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from gateway.keys.index import Principal
     from gateway.limits import Admission
     from gateway.pipeline.runtime import Runtime
+    from gateway.translate.shared.guardrails import Guardrail
 
 __all__ = ["RequestContext", "TokenUsage"]
 
@@ -86,6 +89,9 @@ class RequestContext:
     estimated: bool = False
     ttft_ms: float | None = None
     service_tier: str | None = None
+    region: str | None = None  # the AWS region that served the request
+    guardrail_id: str | None = None  # the Bedrock guardrail the request was sent with
+    guardrail_intervened: bool = False  # Bedrock said that guardrail intervened
     stream_error: str | None = None  # a Bedrock failure after the first byte, for metrics
     status: int = 0
     latency_ms: float = 0.0
@@ -121,7 +127,16 @@ class RequestContext:
             error_type=self.error_type,
             service_tier=self.service_tier,
             cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            region=self.region,
+            guardrail_id=self.guardrail_id,
         )
+
+    def guardrail_for(self, model: ResolvedModel) -> Guardrail | None:
+        """The guardrail a call to `model` is sent with (`gateway.pipeline.guardrails`)."""
+        policy = self.runtime.guardrails
+        if policy is None or self.principal is None:
+            return None
+        return policy.for_request(self.principal, model)
 
     @property
     def model_label(self) -> str:

@@ -52,6 +52,10 @@ def finish(gateway: Gateway, ctx: RequestContext) -> None:
     gateway.metrics.observe_request(record, model_label=label)
     if ctx.stream_error:
         gateway.metrics.upstream_errors.labels(label, ctx.stream_error).inc()
+    if ctx.guardrail_intervened and ctx.guardrail_id is not None:
+        gateway.metrics.guardrail_interventions.labels(
+            label, record.team or "", ctx.guardrail_id
+        ).inc()
     if access_logger.isEnabledFor(logging.INFO):
         fields = access_fields(record)
         if runtime.config.logging.log_prompts:
@@ -78,4 +82,5 @@ def access_fields(record: UsageRecord) -> dict[str, Any]:
         "cache_write_tokens": record.cache_write_tokens,
         "estimated": record.estimated,
         "error_type": record.error_type,
+        "guardrail_id": record.guardrail_id,
     }

@@ -25,6 +25,7 @@ from gateway.images.fetcher import ImageFetcher
 from gateway.keys.index import KeyIndex
 from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
+from gateway.pipeline.guardrails import GuardrailPolicy
 from gateway.server.scheduling import SliceLane
 from gateway.usage.pricing import PriceBook
 from gateway.usage.recorder import UsageRecorder
@@ -43,6 +44,7 @@ class Runtime:
     keys: KeyIndex
     catalog: ModelCatalog
     prices: PriceBook
+    guardrails: GuardrailPolicy | None = None  # None: no guardrail configured anywhere
 
     @classmethod
     def build(cls, config: GatewayConfig) -> Runtime:
@@ -53,6 +55,7 @@ class Runtime:
             prices=PriceBook(
                 config.models, cross_region_surcharge=config.usage.cross_region_surcharge
             ),
+            guardrails=GuardrailPolicy.build(config),
         )
 
 

@@ -190,11 +190,21 @@ class Upstream:
         ctx = self._ctx
         ctx.model = candidate
         ctx.error_type = exc.name
+        self._guardrail_of(candidate)
         self._gateway.metrics.upstream_errors.labels(candidate.metric_label, exc.name).inc()
 
     def _served(self, used: ResolvedModel) -> None:
         self._ctx.model = used
         self._ctx.error_type = None
+        self._guardrail_of(used)
+
+    def _guardrail_of(self, model: ResolvedModel) -> None:
+        # The record names the guardrail of the model that was called last (a fallback
+        # may have another); nothing to do when no guardrail is configured.
+        ctx = self._ctx
+        if ctx.runtime.guardrails is not None:
+            guardrail = ctx.guardrail_for(model)
+            ctx.guardrail_id = guardrail.id if guardrail is not None else None
 
     async def _while_connected(self, work: Awaitable[T]) -> T:
         """`work`, cancelled as soon as the client disconnects: no Bedrock time, retries or

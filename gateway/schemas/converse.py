@@ -255,6 +255,15 @@ class OutputConfig(TypedDict, total=False):
     effort: str
 
 
+class GuardrailConfiguration(TypedDict, total=False):
+    """Converse `guardrailConfig`; `streamProcessingMode` only on ConverseStream."""
+
+    guardrailIdentifier: str
+    guardrailVersion: str
+    trace: Literal["enabled", "disabled", "enabled_full"]
+    streamProcessingMode: Literal["sync", "async"]
+
+
 class ConverseRequest(TypedDict, total=False):
     """The keyword arguments of `converse` / `converse_stream`, without `modelId`."""
 
@@ -268,6 +277,7 @@ class ConverseRequest(TypedDict, total=False):
     performanceConfig: PerformanceConfiguration
     serviceTier: ServiceTier
     outputConfig: OutputConfig
+    guardrailConfig: GuardrailConfiguration
 
 
 # -- buffered response ---------------------------------------------------------------------

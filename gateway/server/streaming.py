@@ -53,6 +53,11 @@ class StreamEncoder(Protocol):
         """Bedrock events of a type the encoder does not know (ignored, but logged)."""
         ...
 
+    @property
+    def guardrail_intervened(self) -> bool:
+        """Bedrock said a guardrail intervened in this answer (for the record and metrics)."""
+        ...
+
     def feed(self, event: dict[str, Any]) -> bytes: ...
 
     def close(self) -> bytes:
@@ -269,6 +274,8 @@ class SSEResponse:
             )
         if disconnected and ctx.error_type is None:
             ctx.error_type = "client_disconnected"
+        if encoder.guardrail_intervened:
+            ctx.guardrail_intervened = True
         if encoder.settle(ctx):
             return
         ctx.estimated = True

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp
 
@@ -56,6 +56,14 @@ from gateway.translate.anthropic_messages.invoke import (
 from gateway.translate.anthropic_messages.invoke_stream import InvokeStreamEncoder, sse_event
 from gateway.translate.shared.errors import to_upstream_error
 from gateway.translate.shared.estimate import estimate_anthropic_input_tokens
+from gateway.translate.shared.guardrails import (
+    converse_guardrail_config,
+    invoke_guardrail_body,
+    invoke_guardrail_params,
+)
+
+if TYPE_CHECKING:
+    from gateway.translate.shared.guardrails import Guardrail
 
 __all__ = ["AnthropicStreamEncoder", "Messages", "request_betas"]
 
@@ -155,11 +163,19 @@ class Messages:
 
             def start(client: BedrockClient, model: ResolvedModel) -> Awaitable[BedrockStream]:
                 call = self._call_for(prepared, model, ctx)
+                guardrail = ctx.guardrail_for(model)
                 if isinstance(call, InvokeCall):
                     return client.invoke_model_stream(
-                        model.bedrock_id, call.body, region=model.region
+                        model.bedrock_id,
+                        invoke_guardrail_body(call.body, guardrail, stream=True),
+                        region=model.region,
+                        guardrail=invoke_guardrail_params(guardrail) if guardrail else None,
                     )
-                return client.converse_stream(model.bedrock_id, call.request, region=model.region)
+                return client.converse_stream(
+                    model.bedrock_id,
+                    _with_guardrail(call.request, guardrail, stream=True),
+                    region=model.region,
+                )
 
             used, opened = await upstream.open_stream(start, is_preamble=_is_preamble)
             encoder = AnthropicStreamEncoder(
@@ -181,11 +197,20 @@ class Messages:
 
         async def attempt(client: BedrockClient, model: ResolvedModel) -> Any:
             call = self._call_for(prepared, model, ctx)
+            guardrail = ctx.guardrail_for(model)
             if isinstance(call, InvokeCall):
-                return (
-                    await client.invoke_model(model.bedrock_id, call.body, region=model.region)
-                ).body
-            return await client.converse(model.bedrock_id, call.request, region=model.region)
+                answer = await client.invoke_model(
+                    model.bedrock_id,
+                    call.body,
+                    region=model.region,
+                    guardrail=invoke_guardrail_params(guardrail) if guardrail else None,
+                )
+                return answer.body
+            return await client.converse(
+                model.bedrock_id,
+                _with_guardrail(call.request, guardrail, stream=False),
+                region=model.region,
+            )
 
         used, answer = await upstream.call(attempt, estimate_input=estimate_input)
         if is_claude(used.bedrock_id):
@@ -198,6 +223,8 @@ class Messages:
                 ctx.estimated = True
                 usage.input_tokens = estimate_input()
         _take(ctx.usage, usage)
+        if usage.guardrail_intervened:
+            ctx.guardrail_intervened = True
         if ctx.runtime.config.logging.log_prompts:
             ctx.completion = message.get("content")
         return json_response(message, headers=self._headers(prepared, used, ctx))
@@ -223,6 +250,16 @@ def _is_preamble(event: dict[str, Any]) -> bool:
     chunk = event.get("chunk")
     raw = chunk.get("bytes") if isinstance(chunk, dict) else None
     return isinstance(raw, bytes) and raw.startswith(_MESSAGE_START)
+
+
+def _with_guardrail(
+    request: dict[str, Any], guardrail: Guardrail | None, *, stream: bool
+) -> dict[str, Any]:
+    """The Converse request of one candidate, with its guardrail (the call is built once
+    for every candidate, and each may have a guardrail of its own)."""
+    if guardrail is None:
+        return request
+    return {**request, "guardrailConfig": converse_guardrail_config(guardrail, stream=stream)}
 
 
 def _take(usage: TokenUsage, seen: MessagesUsage) -> None:
@@ -252,6 +289,10 @@ class AnthropicStreamEncoder:
     @property
     def input_tokens(self) -> int:
         return self._translator.usage.input_tokens
+
+    @property
+    def guardrail_intervened(self) -> bool:
+        return self._translator.guardrail_intervened
 
     def feed(self, event: dict[str, Any]) -> bytes:
         return self._translator.feed(event)

@@ -43,6 +43,7 @@ from gateway.translate.openai_chat.response import converse_to_openai_response
 from gateway.translate.openai_chat.stream import StreamTranslator
 from gateway.translate.shared.errors import to_upstream_error
 from gateway.translate.shared.finish_reasons import served_tier
+from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED, converse_guardrail_config
 from gateway.translate.shared.request_metadata import gateway_request_metadata
 
 __all__ = ["ChatCompletions", "ChatStreamEncoder"]
@@ -143,6 +144,8 @@ class ChatCompletions:
         )
         call = translated(used)
         ctx.service_tier = served_tier(response)
+        if response.get("stopReason") == GUARDRAIL_INTERVENED:
+            ctx.guardrail_intervened = True
         usage = response.get("usage")
         if usage:
             ctx.usage.take_converse(usage)
@@ -175,6 +178,7 @@ class ChatCompletions:
             if runtime.config.bedrock.request_metadata and principal is not None
             else None
         )
+        guardrail = ctx.guardrail_for(model)
         return openai_to_converse_request(
             chat,
             model_id=model.bedrock_id,
@@ -182,6 +186,9 @@ class ChatCompletions:
             options=model_options(runtime.config.images.max_bytes, model),
             images=images,
             request_metadata=metadata,
+            guardrail=converse_guardrail_config(guardrail, stream=bool(chat.stream))
+            if guardrail is not None
+            else None,
         )
 
 
@@ -202,6 +209,10 @@ class ChatStreamEncoder:
     @property
     def unknown_events(self) -> int:
         return self._translator.unknown_events
+
+    @property
+    def guardrail_intervened(self) -> bool:
+        return self._translator.stop_reason == GUARDRAIL_INTERVENED
 
     def feed(self, event: dict[str, Any]) -> bytes:
         chunks = self._translator.feed(event)

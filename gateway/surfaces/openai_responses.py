@@ -61,6 +61,7 @@ from gateway.translate.openai_responses.response import (
 )
 from gateway.translate.openai_responses.stream import ResponsesStream
 from gateway.translate.shared.finish_reasons import served_tier
+from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED, converse_guardrail_config
 
 __all__ = ["Responses"]
 
@@ -116,7 +117,7 @@ class Responses:
         result = _Prepared(req, body, checked)
         if req.previous_response_id is None:
             stand_ins = dict.fromkeys(result.remote, STAND_IN_IMAGE)
-            first = self._translate(checked, model, ctx, stand_ins)
+            first = self._translate(checked, model, ctx, stand_ins, stream=bool(req.stream))
             check_image_count(first.converse.request, param="input")
             if not result.remote:
                 result.calls[model.bedrock_id] = first
@@ -153,7 +154,7 @@ class Responses:
             call = prepared.calls.get(candidate.bedrock_id)
             if call is None:
                 call = prepared.calls[candidate.bedrock_id] = self._translate(
-                    checked, candidate, ctx, images
+                    checked, candidate, ctx, images, stream=bool(req.stream)
                 )
             return call
 
@@ -201,6 +202,8 @@ class Responses:
         )
         call = translated(used)
         ctx.service_tier = served_tier(result)
+        if result.get("stopReason") == GUARDRAIL_INTERVENED:
+            ctx.guardrail_intervened = True
         usage = result.get("usage")
         if usage:
             ctx.usage.take_converse(usage)
@@ -249,14 +252,20 @@ class Responses:
         model: ResolvedModel,
         ctx: RequestContext,
         images: Mapping[str, tuple[str, bytes]],
+        *,
+        stream: bool,
     ) -> ResponsesCall:
         runtime = ctx.runtime
+        guardrail = ctx.guardrail_for(model)
         return converse_call(
             checked,
             model_id=model.bedrock_id,
             drop_unsupported=runtime.config.drop_unsupported_params,
             options=model_options(runtime.config.images.max_bytes, model),
             images=images,
+            guardrail=converse_guardrail_config(guardrail, stream=stream)
+            if guardrail is not None
+            else None,
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from gateway.bedrock.client import BedrockError
 from gateway.pipeline.context import RequestContext
 from gateway.translate.openai_responses.stream import ResponsesStream
+from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED
 
 __all__ = ["Keep", "ResponsesStreamEncoder", "output_text"]
 
@@ -39,6 +40,10 @@ class ResponsesStreamEncoder:
     @property
     def unknown_events(self) -> int:
         return self._stream.unknown_events
+
+    @property
+    def guardrail_intervened(self) -> bool:
+        return self._stream.stop_reason == GUARDRAIL_INTERVENED
 
     def feed(self, event: dict[str, Any]) -> bytes:
         data = self._stream.feed(event)

@@ -94,6 +94,16 @@ _MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     responses_store.POSTGRES_MIGRATION,
+    (
+        4,
+        "region and guardrail_id (several regions per model, Bedrock Guardrails)",
+        (
+            # Nullable, no default: records from before this migration name no region
+            # and no guardrail, and a report shows them as a group of their own.
+            "ALTER TABLE usage_records ADD COLUMN region TEXT",
+            "ALTER TABLE usage_records ADD COLUMN guardrail_id TEXT",
+        ),
+    ),
 )
 
 _INSERT = "INSERT INTO usage_records ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING".format(
@@ -110,6 +120,8 @@ _GROUP_EXPRESSIONS = {
     "route": "route",
     "status": "status",
     "service_tier": "service_tier",
+    "region": "region",
+    "guardrail_id": "guardrail_id",
     "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
 

@@ -41,6 +41,8 @@ class UsageRecord:
     error_type: str | None = None
     service_tier: str | None = None  # the tier Bedrock served on: default, flex, priority
     cache_write_1h_tokens: int = 0  # the 1-hour share of cache_write_tokens
+    region: str | None = None  # the AWS region that served the request
+    guardrail_id: str | None = None  # the Bedrock guardrail applied (its id or ARN)
 
     def to_row(self) -> dict[str, Any]:
         """The stored columns, in contract order.
@@ -75,4 +77,6 @@ RECORD_FIELDS: tuple[str, ...] = (
     "error_type",
     "service_tier",
     "cache_write_1h_tokens",
+    "region",
+    "guardrail_id",
 )

@@ -51,7 +51,12 @@ def encode_record(record: UsageRecord) -> bytes:
 
 # Fields added to the record after the first release, with the value a line spilled by an
 # older gateway stands for: a spill file survives an upgrade and is replayed by the new one.
-_ADDED_LATER: dict[str, Any] = {"service_tier": None, "cache_write_1h_tokens": 0}
+_ADDED_LATER: dict[str, Any] = {
+    "service_tier": None,
+    "cache_write_1h_tokens": 0,
+    "region": None,
+    "guardrail_id": None,
+}
 
 
 def decode_record(line: bytes) -> UsageRecord:

@@ -92,6 +92,16 @@ _MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     responses_store.SQLITE_MIGRATION,
+    (
+        4,
+        "region and guardrail_id (several regions per model, Bedrock Guardrails)",
+        (
+            # Nullable, no default: records from before this migration name no region
+            # and no guardrail, and a report shows them as a group of their own.
+            "ALTER TABLE usage_records ADD COLUMN region TEXT",
+            "ALTER TABLE usage_records ADD COLUMN guardrail_id TEXT",
+        ),
+    ),
 )
 
 _COLUMNS = tuple("cost_e10" if name == "cost_usd" else name for name in RECORD_FIELDS)
@@ -141,6 +151,8 @@ _GROUP_EXPRESSIONS = {
     "route": "route",
     "status": "status",
     "service_tier": "service_tier",
+    "region": "region",
+    "guardrail_id": "guardrail_id",
     "day": "substr(ts, 1, 10)",
 }
 

@@ -42,6 +42,8 @@ GROUP_FIELDS: tuple[str, ...] = (
     "status",
     "day",
     "service_tier",
+    "region",
+    "guardrail_id",
 )
 """What a usage report can be grouped by; `day` is the UTC date as "YYYY-MM-DD"."""
 

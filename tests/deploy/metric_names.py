@@ -50,8 +50,16 @@ CONTRACT_METRICS: dict[str, MetricSpec] = {
 EXTRA_METRICS: dict[str, MetricSpec] = {
     "gateway_usage_dead_letters_total": MetricSpec("counter", frozenset()),
     "gateway_usage_lag_seconds": MetricSpec("gauge", frozenset()),
+    # CONTRACT.md version 2, "Governance" (named in its text, not in the v1 table above).
+    "gateway_guardrail_interventions_total": MetricSpec(
+        "counter", frozenset({"model", "team", "guardrail"})
+    ),
 }
 ALL_METRICS: dict[str, MetricSpec] = {**CONTRACT_METRICS, **EXTRA_METRICS}
+
+# Counted only where their feature is configured and used (a guardrail intervened), so a
+# gateway without it exports no series of theirs: a live scrape may lack them.
+WHEN_USED: frozenset[str] = frozenset({"gateway_guardrail_interventions_total"})
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 

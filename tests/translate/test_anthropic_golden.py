@@ -196,7 +196,11 @@ async def test_invoke_stream_golden(case: str, update_golden: bool) -> None:
     assert encoder.usage.output_tokens == metrics["outputTokenCount"]
     assert encoder.usage.cache_read_tokens == metrics.get("cacheReadInputTokenCount", 0)
     assert encoder.usage.cache_write_tokens == metrics.get("cacheWriteInputTokenCount", 0)
-    assert message.stop_reason == chunks[-2]["delta"]["stop_reason"]
+    # A guardrail's verdict on the last chunk overrides Claude's own end_turn (CONTRACT v2).
+    intervened = chunks[-1].get("amazon-bedrock-guardrailAction") == "INTERVENED"
+    assert encoder.guardrail_intervened is intervened
+    expected = "refusal" if intervened else chunks[-2]["delta"]["stop_reason"]
+    assert message.stop_reason == expected
     _check(GOLDEN / "invoke_stream" / f"{case}.sse", sse.decode(), update_golden, text=True)
 
 

@@ -60,6 +60,12 @@ SAMPLE_VALUES: dict[str, Any] = {
     "container": "c-1",
     "mcp_servers": [{"type": "url", "url": "https://example.invalid", "name": "x"}],
     "inference_geo": {"allow": ["us"]},
+    # A caller's guardrail fields: dropped and listed, the operator's guardrail applies.
+    "guardrailConfig": {"guardrailIdentifier": "mine", "guardrailVersion": "1"},
+    "guardrailIdentifier": "mine",
+    "guardrailVersion": "DRAFT",
+    "trace": "DISABLED",
+    "amazon-bedrock-guardrailConfig": {"streamProcessingMode": "ASYNCHRONOUS"},
 }
 
 
@@ -274,11 +280,18 @@ def test_converse_drops_model_parameters_when_asked() -> None:
 
 def test_a_guardrail_intervention_is_a_refusal() -> None:
     body = {"id": "m", "stop_reason": "end_turn", "amazon-bedrock-guardrailAction": "INTERVENED"}
-    message, _ = invoke_response(json.dumps(body).encode(), model="m")
+    message, usage = invoke_response(json.dumps(body).encode(), model="m")
     assert message == {"id": "m", "stop_reason": "refusal", "model": "m"}
-    passed = {"id": "m", "stop_reason": "end_turn", "amazon-bedrock-guardrailAction": "NONE"}
-    message, _ = invoke_response(json.dumps(passed).encode(), model="m")
+    assert usage.guardrail_intervened
+    passed = {
+        "id": "m",
+        "stop_reason": "end_turn",
+        "amazon-bedrock-guardrailAction": "NONE",
+        "amazon-bedrock-trace": {"guardrail": {}},
+    }
+    message, usage = invoke_response(json.dumps(passed).encode(), model="m")
     assert message == {"id": "m", "stop_reason": "end_turn", "model": "m"}
+    assert not usage.guardrail_intervened
 
 
 def test_a_guardrail_intervention_in_a_stream_is_a_refusal() -> None:
@@ -289,9 +302,43 @@ def test_a_guardrail_intervention_in_a_stream_is_a_refusal() -> None:
         "usage": {"output_tokens": 3},
         "amazon-bedrock-guardrailAction": "INTERVENED",
     }
-    sent = encoder.feed_payload(json.dumps(delta).encode())
-    assert b'"stop_reason":"refusal"' in sent and b"guardrail" not in sent
+    # message_delta waits for the next event, which may still say "intervened".
+    assert encoder.feed_payload(json.dumps(delta).encode()) == b""
     stop = {"type": "message_stop", "amazon-bedrock-guardrailAction": "INTERVENED"}
-    assert encoder.feed_payload(json.dumps(stop).encode()) == (
-        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    sent = encoder.feed_payload(json.dumps(stop).encode())
+    assert b'"stop_reason":"refusal"' in sent and b"guardrail" not in sent
+    assert sent.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    assert encoder.guardrail_intervened
+
+
+def test_an_intervention_said_on_the_last_chunk_turns_the_held_delta_into_a_refusal() -> None:
+    # Bedrock keeps Claude's end_turn and puts its verdict on the stream's last chunk.
+    encoder = InvokeStreamEncoder(model="m")
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {}}
+    assert encoder.feed_payload(json.dumps(delta).encode()) == b""
+    stop = {
+        "type": "message_stop",
+        "amazon-bedrock-invocationMetrics": {"inputTokenCount": 2, "outputTokenCount": 3},
+        "amazon-bedrock-guardrailAction": "INTERVENED",
+        "amazon-bedrock-trace": {"guardrail": {}},
+    }
+    sent = encoder.feed_payload(json.dumps(stop).encode())
+    assert sent == (
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
+        b'"refusal"},"usage":{}}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n'
     )
+    assert encoder.guardrail_intervened and encoder.usage.output_tokens == 3
+
+
+def test_without_an_intervention_the_held_delta_is_sent_unchanged() -> None:
+    encoder = InvokeStreamEncoder(model="m")
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}
+    assert encoder.feed_payload(json.dumps(delta).encode()) == b""
+    stop = {"type": "message_stop", "amazon-bedrock-guardrailAction": "NONE"}
+    sent = encoder.feed_payload(json.dumps(stop).encode())
+    assert b'"stop_reason":"end_turn"' in sent and not encoder.guardrail_intervened
+    # A stream cut before message_stop still delivers the delta at flush.
+    cut = InvokeStreamEncoder(model="m")
+    cut.feed_payload(json.dumps(delta).encode())
+    assert cut.flush().startswith(b"event: message_delta\n")
+    assert cut.flush() == b""

@@ -178,3 +178,14 @@ def test_a_line_spilled_before_the_tier_fields_still_replays() -> None:
     replayed = decode_record(json.dumps(old).encode())
     assert replayed.service_tier is None and replayed.cache_write_1h_tokens == 0
     assert replayed.cache_write_tokens == 9
+
+
+def test_a_line_spilled_before_region_and_guardrail_still_replays() -> None:
+    import json
+
+    record = make_record(region="us-west-2", guardrail_id="abc123def456")
+    assert decode_record(encode_record(record)) == record
+    old = json.loads(encode_record(record))
+    del old["region"], old["guardrail_id"]
+    replayed = decode_record(json.dumps(old).encode())
+    assert replayed.region is None and replayed.guardrail_id is None

@@ -49,6 +49,8 @@ def _dataset() -> list[UsageRecord]:
                 cache_write_tokens=(writes := rng.randrange(0, 100)),
                 cache_write_1h_tokens=rng.randrange(0, writes + 1) if i % 4 == 0 else 0,
                 service_tier=(None, "default", "flex", "priority")[i % 4],
+                region=(None, "us-east-1", "us-west-2")[i % 3],
+                guardrail_id=(None, "abc123def456", None, "search0guard1")[i % 4],
                 cost_usd=None
                 if i % 11 == 0
                 else quantize_cost(Decimal(rng.randrange(10**9)) / 10**13),
@@ -117,6 +119,8 @@ GROUPINGS = [
     ("route", "status"),
     ("model", "team", "key_id", "user", "end_user", "day"),
     ("team", "service_tier"),
+    ("model", "region"),
+    ("team", "guardrail_id", "region"),
 ]
 
 
@@ -272,14 +276,14 @@ async def test_migrations_apply_once_and_reopening_keeps_the_data(backend: Backe
     second = await backend.open()
     (row,) = await second.query(group_by=["key_id"])
     assert row["requests"] == 1
-    assert await backend.versions() == [1, 2, 3]
+    assert await backend.versions() == [1, 2, 3, 4]
 
 
 async def test_gateways_starting_together_migrate_once(backend: Backend) -> None:
     stores = [backend.new() for _ in range(4)]
     backend.opened.extend(stores)
     await asyncio.gather(*(s.open() for s in stores))
-    assert await backend.versions() == [1, 2, 3]
+    assert await backend.versions() == [1, 2, 3, 4]
     for s in stores:
         await s.ping()
 
@@ -444,8 +448,9 @@ async def test_a_version_1_sqlite_ledger_is_upgraded_in_place(tmp_path: Path) ->
     store = SQLiteUsageStore(path)
     await store.open()
     try:
-        (row,) = await store.query(group_by=["service_tier"])
-        assert row["service_tier"] is None
+        (row,) = await store.query(group_by=["service_tier", "region", "guardrail_id"])
+        assert row["service_tier"] is None and row["region"] is None
+        assert row["guardrail_id"] is None
         assert row["cache_write_tokens"] == 7 and row["cache_write_1h_tokens"] == 0
         await store.write([make_record(service_tier="priority", cache_write_1h_tokens=0)])
         tiers = [r["service_tier"] for r in await store.query(group_by=["service_tier"])]
@@ -488,13 +493,76 @@ async def test_a_version_1_postgres_ledger_is_upgraded_in_place() -> None:
         store = PostgresUsageStore(dsn, schema=schema)
         await store.open()
         try:
-            (row,) = await store.query(group_by=["service_tier"])
-            assert row["service_tier"] is None
+            (row,) = await store.query(group_by=["service_tier", "region", "guardrail_id"])
+            assert row["service_tier"] is None and row["region"] is None
+            assert row["guardrail_id"] is None
             assert row["cache_write_tokens"] == 7 and row["cache_write_1h_tokens"] == 0
             versions = await conn.fetch("SELECT version FROM usage_schema_version ORDER BY 1")
-            assert [v[0] for v in versions] == [1, 2, 3]
+            assert [v[0] for v in versions] == [1, 2, 3, 4]
         finally:
             await store.close()
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+async def test_region_and_guardrail_are_stored_and_groupable(backend: Backend) -> None:
+    store = await backend.open()
+    await store.write(
+        [
+            make_record(id="east", region="us-east-1", guardrail_id="abc123def456"),
+            make_record(id="west", region="us-west-2", guardrail_id=None),
+            make_record(id="west2", region="us-west-2", guardrail_id="abc123def456"),
+        ]
+    )
+    row = await backend.raw_row("east")
+    assert row["region"] == "us-east-1" and row["guardrail_id"] == "abc123def456"
+    by_region = await store.query(group_by=["region"])
+    assert [(r["region"], r["requests"]) for r in by_region] == [
+        ("us-east-1", 1),
+        ("us-west-2", 2),
+    ]
+    by_guardrail = await store.query(group_by=["guardrail_id"])
+    assert [(r["guardrail_id"], r["requests"]) for r in by_guardrail] == [
+        ("abc123def456", 2),
+        (None, 1),
+    ]
+
+
+async def test_a_version_3_sqlite_ledger_gains_region_and_guardrail(tmp_path: Path) -> None:
+    import sqlite3
+
+    from gateway.usage import sqlite as sqlite_store
+
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE usage_schema_version (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    for version, description, statements in sqlite_store._MIGRATIONS[:3]:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO usage_schema_version VALUES (?, ?, datetime('now'))",
+            (version, description),
+        )
+    conn.execute(
+        "INSERT INTO usage_records (id, ts, request_id, route, stream, status, input_tokens,"
+        " output_tokens, cache_read_tokens, cache_write_tokens, cost_e10, latency_ms, estimated,"
+        " service_tier) VALUES ('old', '2026-11-02 12:00:00.000000', 'r', '/v1/chat/completions',"
+        " 0, 200, 10, 5, 0, 0, 280000, 1.0, 0, 'flex')"
+    )
+    conn.commit()
+    conn.close()
+    store = SQLiteUsageStore(path)
+    await store.open()
+    try:
+        await store.write([make_record(region="eu-west-1", guardrail_id="g1")])
+        rows = await store.query(group_by=["region", "guardrail_id"])
+        assert [(r["region"], r["guardrail_id"], r["requests"]) for r in rows] == [
+            ("eu-west-1", "g1", 1),
+            (None, None, 1),
+        ]
+    finally:
+        await store.close()

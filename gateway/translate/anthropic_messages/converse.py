@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.translate.anthropic_messages.invoke import MessagesUsage, fold_system_messages
+from gateway.translate.shared.guardrails import CALLER_GUARDRAIL_FIELDS, GUARDRAIL_INTERVENED
 from gateway.translate.shared.images import mime_image_format
 
 __all__ = ["STOP_REASONS", "ConverseCall", "converse_response", "messages_to_converse"]
@@ -35,7 +36,9 @@ STOP_REASONS: dict[str, str] = {
 }
 # Top-level fields handled outside `_PARAMS` and the block mapping.
 _OMIT = frozenset({"model", "stream", "metadata", "anthropic_version", "anthropic_beta"})
-_DROP = frozenset({"service_tier"})
+# Dropped and listed whatever `drop_unsupported` says: Anthropic's own tiers, and a
+# caller's guardrail fields (the operator's guardrail alone applies).
+_DROP = frozenset({"service_tier", *CALLER_GUARDRAIL_FIELDS})
 _PARAMS = {  # Messages parameter -> Converse inferenceConfig key
     "max_tokens": "maxTokens",
     "temperature": "temperature",
@@ -254,6 +257,7 @@ def converse_response(
     raw = response.get("usage") or {}
     usage = MessagesUsage.from_converse(raw)
     stop = str(response.get("stopReason") or "end_turn")
+    usage.guardrail_intervened = stop == GUARDRAIL_INTERVENED
     answer = {
         "id": message_id,
         "type": "message",

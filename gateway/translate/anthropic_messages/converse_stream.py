@@ -20,6 +20,7 @@ from typing import Any
 from gateway.translate.anthropic_messages.converse import STOP_REASONS, anthropic_usage
 from gateway.translate.anthropic_messages.invoke import MessagesUsage
 from gateway.translate.anthropic_messages.invoke_stream import PING, sse_event
+from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED
 
 __all__ = ["ConverseStreamEncoder"]
 
@@ -36,6 +37,7 @@ class ConverseStreamEncoder:
         self._finished = False
         self.usage = MessagesUsage()
         self.usage_reported = False
+        self.guardrail_intervened = False  # Bedrock's stopReason said so
         self.output_chars = 0
         self.unknown_events = 0
 
@@ -75,6 +77,7 @@ class ConverseStreamEncoder:
                 )
             case {"messageStop": dict(stop)}:
                 reason = str(stop.get("stopReason") or "end_turn")
+                self.guardrail_intervened = reason == GUARDRAIL_INTERVENED
                 self._stop_reason = STOP_REASONS.get(reason, "end_turn")
                 return b""
             case {"metadata": dict(metadata)}:

@@ -16,6 +16,10 @@ per row), because Bedrock refuses any key it does not know ("extraneous key"):
   pattern of Bedrock's `requestMetadata` either;
 * a field Bedrock cannot honour is a 400 naming it, or, with `drop_unsupported_params`,
   dropped and listed in `x-gateway-dropped-params`;
+* a caller's guardrail fields (`amazon-bedrock-guardrailConfig`, `guardrailIdentifier`,
+  ...) are always dropped and listed: the operator's guardrail is sent as InvokeModel
+  request parameters (`gateway.translate.shared.guardrails`), and no request may add,
+  remove or weaken one;
 * a `system`-role message inside `messages` (Claude Code sends one with the
   `mid-conversation-system-2026-04-07` beta, which Bedrock does not know) becomes user
   text at the same place in the conversation unless that beta is forwarded
@@ -34,6 +38,10 @@ import orjson
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.translate.anthropic_messages.betas import split_betas
 from gateway.translate.shared.converse_usage import cache_write_1h_tokens
+from gateway.translate.shared.guardrails import (
+    CALLER_GUARDRAIL_FIELDS,
+    GUARDRAIL_ACTION,
+)
 
 __all__ = [
     "BEDROCK_ANTHROPIC_VERSION",
@@ -51,7 +59,9 @@ __all__ = [
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
-GUARDRAIL_ACTION = "amazon-bedrock-guardrailAction"
+# Bedrock's guardrail trace, added to Claude's message with `trace` enabled: for the
+# operator's logs, not part of Anthropic's message.
+GUARDRAIL_TRACE = "amazon-bedrock-trace"
 
 
 class Action(Enum):
@@ -85,6 +95,8 @@ TOP_LEVEL: dict[str, Action] = {
     "container": Action.REFUSE,
     "mcp_servers": Action.REFUSE,
     "inference_geo": Action.REFUSE,
+    # A caller's guardrail fields: the operator's guardrail alone applies.
+    **dict.fromkeys(CALLER_GUARDRAIL_FIELDS, Action.DROP),
 }
 
 
@@ -118,6 +130,9 @@ class MessagesUsage:
             cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
             cache_write_1h_tokens=cache_write_1h_tokens(usage),
         )
+
+    # Bedrock's verdict arrives with the counts: a guardrail intervened in this answer.
+    guardrail_intervened: bool = False
 
     def take_anthropic(self, usage: Mapping[str, Any]) -> None:
         """An Anthropic `usage` object (the answer's, or a stream's message_start)."""
@@ -217,9 +232,11 @@ def invoke_response(body: bytes, *, model: str) -> tuple[dict[str, Any], Message
     message["model"] = model
     # With a guardrail, Bedrock adds its verdict to Claude's message; an intervention is
     # Anthropic's `refusal` (the contract's mapping), and the key itself is Bedrock's.
+    usage = MessagesUsage()
+    message.pop(GUARDRAIL_TRACE, None)
     if message.pop(GUARDRAIL_ACTION, None) == "INTERVENED":
         message["stop_reason"] = "refusal"
-    usage = MessagesUsage()
+        usage.guardrail_intervened = True
     raw = message.get("usage")
     if isinstance(raw, dict):
         usage.take_anthropic(raw)

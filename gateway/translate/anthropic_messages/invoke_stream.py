@@ -12,7 +12,11 @@ sent, without a JSON round trip. Only three events are opened:
 * `message_stop` -- Bedrock adds `amazon-bedrock-invocationMetrics` (the counts it bills,
   cache reads and writes included): read for the ledger, taken out of what the client sees.
 
-Nothing is buffered: every `feed` returns the bytes to send for that event at once.
+A guardrail's intervention (`amazon-bedrock-guardrailAction: INTERVENED`) is read on
+`message_delta` or on the last chunk, `message_stop`, while Claude's `stop_reason` says
+`end_turn`; the client gets Anthropic's `refusal` (CONTRACT v2). So `message_delta` alone
+is held back until the next event: it is followed at once by `message_stop`, so nothing
+waits, and its stop reason can still be corrected. Every other event goes out at once.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from gateway.translate.anthropic_messages.invoke import GUARDRAIL_ACTION, MessagesUsage
+from gateway.translate.anthropic_messages.invoke import GUARDRAIL_TRACE, MessagesUsage
+from gateway.translate.shared.guardrails import GUARDRAIL_ACTION
 
 __all__ = ["PING", "InvokeStreamEncoder", "sse_event"]
 
@@ -48,6 +53,11 @@ class InvokeStreamEncoder:
         self.stopped = False  # message_stop went out
         self.output_chars = 0  # content bytes sent, for the first-token time and estimates
         self.unknown_events = 0
+        self._held: dict[str, Any] | None = None  # the message_delta not yet sent
+
+    @property
+    def guardrail_intervened(self) -> bool:
+        return self.usage.guardrail_intervened
 
     def feed(self, event: Mapping[str, Any]) -> bytes:
         """A Bedrock stream event (`{"chunk": {"bytes": b"..."}}`) as SSE bytes."""
@@ -64,6 +74,16 @@ class InvokeStreamEncoder:
         return self.feed_payload(raw)
 
     def feed_payload(self, raw: bytes) -> bytes:
+        held = self._held
+        if held is None:
+            return self._encode(raw)
+        self._held = None
+        current = self._encode(raw)  # may be the message_stop that says "intervened"
+        if self.usage.guardrail_intervened:
+            _refusal(held)
+        return sse_event("message_delta", held) + current
+
+    def _encode(self, raw: bytes) -> bytes:
         if raw.startswith(_DELTA_PREFIX):
             self.output_chars += len(raw) - len(_DELTA_PREFIX)
             return _DELTA_HEAD + raw + b"\n\n"
@@ -84,14 +104,19 @@ class InvokeStreamEncoder:
                 return sse_event(kind, data) + PING
             case "message_delta":
                 if data.pop(GUARDRAIL_ACTION, None) == "INTERVENED":
-                    delta = data.get("delta")
-                    if isinstance(delta, dict):
-                        delta["stop_reason"] = "refusal"
+                    self.usage.guardrail_intervened = True
+                if self.usage.guardrail_intervened:
+                    _refusal(data)
                 usage = data.get("usage")
                 if isinstance(usage, dict) and not self.metrics_seen:
                     self._take_delta_usage(usage)
+                self._held = data
+                return b""
             case "message_stop":
-                data.pop(GUARDRAIL_ACTION, None)  # Bedrock's, not Anthropic's
+                # Bedrock's, not Anthropic's: read, then taken out.
+                if data.pop(GUARDRAIL_ACTION, None) == "INTERVENED":
+                    self.usage.guardrail_intervened = True
+                data.pop(GUARDRAIL_TRACE, None)
                 metrics = data.pop(_METRICS, None)
                 if isinstance(metrics, dict):
                     self.usage.take_invocation_metrics(metrics)
@@ -104,8 +129,9 @@ class InvokeStreamEncoder:
         return sse_event(kind, data)
 
     def flush(self) -> bytes:
-        """Nothing is held back: Claude's own events end the stream."""
-        return b""
+        """A message_delta still held (a stream cut before its message_stop)."""
+        held, self._held = self._held, None
+        return b"" if held is None else sse_event("message_delta", held)
 
     def _take_delta_usage(self, usage: Mapping[str, Any]) -> None:
         # Cumulative counts; newer models repeat the input side here too.
@@ -117,3 +143,9 @@ class InvokeStreamEncoder:
             self.usage.cache_read_tokens = int(usage["cache_read_input_tokens"])
         if usage.get("cache_creation_input_tokens") is not None:
             self.usage.cache_write_tokens = int(usage["cache_creation_input_tokens"])
+
+
+def _refusal(message_delta: dict[str, Any]) -> None:
+    delta = message_delta.get("delta")
+    if isinstance(delta, dict):
+        delta["stop_reason"] = "refusal"

@@ -36,9 +36,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
-from gateway.schemas.converse import ConverseRequest, OutputConfig
+from gateway.schemas.converse import ConverseRequest, GuardrailConfiguration, OutputConfig
 from gateway.schemas.openai import ChatCompletionRequest, JSONObjectFormat, JSONSchemaFormat
 from gateway.translate.openai_chat.content import ContentParts
 from gateway.translate.openai_chat.image_parts import UnfetchedImageError
@@ -53,6 +53,7 @@ from gateway.translate.openai_chat.params import (
 )
 from gateway.translate.openai_chat.params import request_metadata as _request_metadata
 from gateway.translate.shared.cache_points import CacheMarks, add_system_cache_point
+from gateway.translate.shared.guardrails import take_caller_guardrail_fields
 from gateway.translate.shared.reasoning import (
     fit_max_tokens,
     requested_thinking,
@@ -147,17 +148,23 @@ def openai_to_converse_request(
     options: ModelOptions = _DEFAULT_OPTIONS,
     images: Mapping[str, tuple[str, bytes]] | None = None,
     request_metadata: Mapping[str, str] | None = None,
+    guardrail: GuardrailConfiguration | None = None,
 ) -> ConverseCall:
     """The Converse call for `req`; see the module docstring.
 
     `images` maps each URL from `remote_image_urls(req)` to its (format, bytes); a URL
     missing from it raises `UnfetchedImageError`, a bug in the caller. `request_metadata`
     holds the gateway's own `requestMetadata` entries (key_id, team, user), sent first.
+    `guardrail` is the operator's `guardrailConfig`
+    (`gateway.translate.shared.guardrails.converse_guardrail_config`); a caller's own
+    guardrail fields, at the top level or inside `additional_model_request_fields`, are
+    always dropped and listed, so that no request can add, remove or weaken one.
     """
     gateway_metadata = request_metadata
     drop = drop_unsupported
     dropped = unsupported_params(req, drop=drop)
     extra = dict(req.model_extra or {})
+    dropped.extend(_caller_guardrail_fields(extra))
     tier = service_tier(req.service_tier, allowed=options.service_tiers, drop=drop, dropped=dropped)
     thinking = requested_thinking(
         req,
@@ -242,9 +249,25 @@ def openai_to_converse_request(
         request["requestMetadata"] = metadata
     if options.auto_cache_system:
         add_system_cache_point(request, cache.default_ttl)
+    if guardrail is not None:
+        request["guardrailConfig"] = guardrail
     return ConverseCall(
         request=request,
         dropped=tuple(dropped),
         tool_names=names.restored(),
         structured_output_tool=structured_output_tool,
     )
+
+
+def _caller_guardrail_fields(extra: dict[str, Any]) -> list[str]:
+    """Take the caller's guardrail fields out of `extra` (and of the raw
+    `additional_model_request_fields`, copied first); their names, for `dropped`."""
+    found = take_caller_guardrail_fields(extra)
+    raw = extra.get("additional_model_request_fields")
+    if isinstance(raw, dict):
+        fields = dict(raw)
+        inner = take_caller_guardrail_fields(fields)
+        if inner:
+            extra["additional_model_request_fields"] = fields
+            found.extend(f"additional_model_request_fields.{name}" for name in inner)
+    return found

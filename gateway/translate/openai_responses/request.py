@@ -44,6 +44,7 @@ from typing import Any, Final
 import pydantic
 
 from gateway.errors import GatewayError, InvalidRequestError, UnsupportedParameterError
+from gateway.schemas.converse import GuardrailConfiguration
 from gateway.schemas.openai import ChatCompletionRequest, validation_error_param
 from gateway.schemas.openai_responses import InputItem, ResponsesRequest
 from gateway.translate.openai_chat.request import (
@@ -222,8 +223,13 @@ def converse_call(
     drop_unsupported: bool = False,
     options: ModelOptions | None = None,
     images: Mapping[str, tuple[str, bytes]] | None = None,
+    guardrail: GuardrailConfiguration | None = None,
 ) -> ResponsesCall:
-    """The Converse call for a prepared request; errors name the client's fields."""
+    """The Converse call for a prepared request; errors name the client's fields.
+
+    `guardrail` is the operator's `guardrailConfig`, as for chat (a caller's own guardrail
+    fields, sent as `extra_body`, are dropped and listed there).
+    """
     try:
         converse = openai_to_converse_request(
             prepared.chat,
@@ -231,6 +237,7 @@ def converse_call(
             drop_unsupported=drop_unsupported,
             options=options or ModelOptions(),
             images=images,
+            guardrail=guardrail,
         )
     except GatewayError as exc:
         if exc.param is not None:
