@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from gateway.keys.store import SqlKeyStore, key_migrations
+from gateway.usage.migrations import migrate_postgres
 
 __all__ = ["PostgresKeyStore"]
 
@@ -91,31 +92,6 @@ class PostgresKeyStore(SqlKeyStore):
             yield _PostgresTx(conn)
 
     async def _migrate(self, conn: Any) -> None:
-        latest = _MIGRATIONS[-1][0]
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
-        try:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS key_schema_version ("
-                "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            applied = await conn.fetchval("SELECT MAX(version) FROM key_schema_version") or 0
-            if applied > latest:
-                raise RuntimeError(
-                    f"key store has schema version {applied}, newer than this gateway "
-                    f"knows ({latest}); upgrade the gateway"
-                )
-            for version, description, statements in _MIGRATIONS:
-                if version <= applied:
-                    continue
-                async with conn.transaction():
-                    for statement in statements:
-                        await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO key_schema_version (version, description) VALUES ($1, $2)",
-                        version,
-                        description,
-                    )
-                logger.info("key store: applied PostgreSQL migration %d", version)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await migrate_postgres(
+            conn, _MIGRATIONS, table="key_schema_version", store="key store", lock=_MIGRATION_LOCK
+        )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.keys.store import SqlKeyStore, key_migrations
+from gateway.usage.migrations import migrate_sqlite
 
 __all__ = ["SQLiteKeyStore"]
 
@@ -101,34 +102,9 @@ class SQLiteKeyStore(SqlKeyStore):
         self._migrate_sync(conn)
 
     def _migrate_sync(self, conn: sqlite3.Connection) -> None:
-        latest = _MIGRATIONS[-1][0]
-        for version, description, statements in _MIGRATIONS:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS key_schema_version ("
-                    "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-                    "applied_at TEXT NOT NULL)"
-                )
-                applied = conn.execute("SELECT MAX(version) FROM key_schema_version")
-                current = applied.fetchone()[0] or 0
-                if current > latest:
-                    raise RuntimeError(
-                        f"key store {self.path} has schema version {current}, newer than "
-                        f"this gateway knows ({latest}); upgrade the gateway"
-                    )
-                if current < version:
-                    for statement in statements:
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO key_schema_version VALUES (?, ?, datetime('now'))",
-                        (version, description),
-                    )
-                    logger.info("key store %s: applied migration %d", self.path, version)
-                conn.execute("COMMIT")
-            except BaseException:
-                self._rollback_sync()
-                raise
+        migrate_sqlite(
+            conn, _MIGRATIONS, table="key_schema_version", store=f"key store {self.path}"
+        )
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None

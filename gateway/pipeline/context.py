@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.usage.record import UsageRecord, cache_write_1h_tokens
+from gateway.translate.shared.converse_usage import cache_write_1h_tokens
+from gateway.usage.record import UsageRecord
 
 if TYPE_CHECKING:
     from gateway.bedrock.catalog import ResolvedModel

@@ -31,7 +31,7 @@ from gateway.bedrock.client import BedrockError, BedrockStream
 from gateway.server.scheduling import SliceLane
 
 if TYPE_CHECKING:
-    from gateway.pipeline.context import RequestContext, TokenUsage
+    from gateway.pipeline.context import RequestContext
 
 __all__ = ["SSEResponse", "StreamEncoder", "estimate_tokens", "wait_for_disconnect"]
 
@@ -68,8 +68,10 @@ class StreamEncoder(Protocol):
         """The error event(s) for a failure after the first byte."""
         ...
 
-    def take_usage(self, usage: TokenUsage) -> bool:
-        """Bedrock's own token counts into `usage`; False when the stream carried none."""
+    def settle(self, ctx: RequestContext) -> bool:
+        """What the stream said about itself into `ctx`: Bedrock's own token counts
+        (`ctx.usage`), the served tier, an error it ended with. False when it carried no
+        usage (the response then records an estimate)."""
         ...
 
     def estimated_output_tokens(self) -> int: ...
@@ -274,7 +276,7 @@ class SSEResponse:
             ctx.error_type = "client_disconnected"
         if encoder.guardrail_intervened:
             ctx.guardrail_intervened = True
-        if encoder.take_usage(ctx.usage):
+        if encoder.settle(ctx):
             return
         ctx.estimated = True
         ctx.usage.input_tokens = self._estimate_input_tokens()

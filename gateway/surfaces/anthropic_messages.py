@@ -267,6 +267,7 @@ def _take(usage: TokenUsage, seen: MessagesUsage) -> None:
     usage.output_tokens = seen.output_tokens
     usage.cache_read_tokens = seen.cache_read_tokens
     usage.cache_write_tokens = seen.cache_write_tokens
+    usage.cache_write_1h_tokens = seen.cache_write_1h_tokens
 
 
 class AnthropicStreamEncoder:
@@ -303,7 +304,7 @@ class AnthropicStreamEncoder:
         """A failure after the first byte: Anthropic's `event: error`, and the stream ends."""
         return sse_event("error", anthropic_error(to_upstream_error(error.name, error.message)))
 
-    def take_usage(self, usage: TokenUsage) -> bool:
+    def settle(self, ctx: RequestContext) -> bool:
         translator = self._translator
         # Claude's usage is final only once its stream has ended (message_delta counts up).
         done = (
@@ -313,7 +314,7 @@ class AnthropicStreamEncoder:
         )
         if not done:
             return False
-        _take(usage, translator.usage)
+        _take(ctx.usage, translator.usage)
         return True
 
     def estimated_output_tokens(self) -> int:

@@ -18,43 +18,35 @@ from starlette.types import ASGIApp
 
 from gateway.bedrock.catalog import ResolvedModel
 from gateway.bedrock.client import BedrockError
-from gateway.errors import GatewayError, InvalidRequestError
+from gateway.errors import GatewayError
 from gateway.ids import new_id
-from gateway.pipeline.context import RequestContext, TokenUsage
+from gateway.pipeline.context import RequestContext
 from gateway.pipeline.surface import Parsed
 from gateway.pipeline.upstream import Upstream
 from gateway.schemas.openai import ChatCompletionRequest
 from gateway.server.bodies import json_response, validate
-from gateway.server.headers import name_list
 from gateway.server.sse import DONE, encode_chunk, encode_error, error_body
+from gateway.surfaces.converse_calls import (
+    STAND_IN_IMAGE,
+    check_image_count,
+    estimate_converse_input,
+    is_message_start,
+    model_options,
+    response_headers,
+)
 from gateway.translate.openai_chat.request import (
     ConverseCall,
-    ModelOptions,
     openai_to_converse_request,
     remote_image_urls,
 )
-from gateway.translate.openai_chat.response import converse_to_openai_response, served_tier
+from gateway.translate.openai_chat.response import converse_to_openai_response
 from gateway.translate.openai_chat.stream import StreamTranslator
 from gateway.translate.shared.errors import to_upstream_error
-from gateway.translate.shared.estimate import estimate_input_tokens
+from gateway.translate.shared.finish_reasons import served_tier
 from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED, converse_guardrail_config
 from gateway.translate.shared.request_metadata import gateway_request_metadata
 
-__all__ = ["ChatCompletions", "ChatStreamEncoder", "estimate_converse_input", "response_headers"]
-
-# Bedrock's Converse limit on images in one request ("up to 20 images").
-MAX_IMAGES = 20
-# Stand-in bytes for remote images while a request is checked before admission: a 1x1 PNG.
-_PLACEHOLDER_IMAGE = (
-    "png",
-    bytes.fromhex(
-        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-        "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
-    ),
-)
-# At most this many dropped parameter names in `x-gateway-dropped-params` (then a count):
-# a caller can send thousands of unknown fields, and a header that size breaks clients.
-_DROPPED_NAMES_SHOWN = 20
+__all__ = ["ChatCompletions", "ChatStreamEncoder"]
 
 
 class _Prepared:
@@ -92,20 +84,9 @@ class ChatCompletions:
     def prepare(self, parsed: Parsed, model: ResolvedModel, ctx: RequestContext) -> _Prepared:
         chat: ChatCompletionRequest = parsed.request
         remote = dict(remote_image_urls(chat))
-        stand_ins = dict.fromkeys(remote, _PLACEHOLDER_IMAGE)
+        stand_ins = dict.fromkeys(remote, STAND_IN_IMAGE)
         first = self._translate(chat, model, ctx, stand_ins)
-        images = sum(
-            1
-            for message in first.request.get("messages", ())
-            for block in message["content"]
-            if "image" in block
-        )
-        if images > MAX_IMAGES:
-            raise InvalidRequestError(
-                f"The request has {images} images; Bedrock takes at most {MAX_IMAGES}.",
-                param="messages",
-                code="too_many_images",
-            )
+        check_image_count(first.request, param="messages")
         prepared = _Prepared(chat, first, remote)
         if not remote:
             prepared.calls[model.bedrock_id] = first
@@ -135,7 +116,7 @@ class ChatCompletions:
                 lambda client, m: client.converse_stream(
                     m.bedrock_id, translated(m).request, region=m.region
                 ),
-                is_preamble=_is_message_start,
+                is_preamble=is_message_start,
             )
             call = translated(used)
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
@@ -149,7 +130,6 @@ class ChatCompletions:
                     structured_output_tool=call.structured_output_tool,
                 ),
                 collect=ctx.runtime.config.logging.log_prompts,
-                ctx=ctx,
             )
             return upstream.stream_response(
                 opened,
@@ -203,7 +183,7 @@ class ChatCompletions:
             chat,
             model_id=model.bedrock_id,
             drop_unsupported=runtime.config.drop_unsupported_params,
-            options=_options(runtime.config.images.max_bytes, model),
+            options=model_options(runtime.config.images.max_bytes, model),
             images=images,
             request_metadata=metadata,
             guardrail=converse_guardrail_config(guardrail, stream=bool(chat.stream))
@@ -212,57 +192,13 @@ class ChatCompletions:
         )
 
 
-def _is_message_start(event: dict[str, Any]) -> bool:
-    return "messageStart" in event
-
-
-def _options(max_image_bytes: int, model: ResolvedModel) -> ModelOptions:
-    config = model.config
-    if config is None:
-        return ModelOptions(max_image_bytes=max_image_bytes)
-    return ModelOptions(
-        reasoning_supported=config.reasoning.supported,
-        reasoning_budgets={str(k): v for k, v in config.reasoning.budgets.items()},
-        auto_cache_system=config.auto_cache_system,
-        max_image_bytes=max_image_bytes,
-        reasoning_mode=config.reasoning.mode,
-        structured_output=config.structured_output,
-        service_tiers=tuple(config.service_tiers),
-    )
-
-
-def response_headers(model: ResolvedModel, dropped: tuple[str, ...]) -> dict[str, str]:
-    """`x-gateway-model`, and the parameters left out under `drop_unsupported_params`
-    (the first few names, then how many more: the list comes from the caller)."""
-    headers = {"x-gateway-model": model.bedrock_id}
-    if dropped:
-        headers["x-gateway-dropped-params"] = name_list(dropped, shown=_DROPPED_NAMES_SHOWN)
-    return headers
-
-
-def estimate_converse_input(converse_request: Mapping[str, Any]) -> int:
-    """Rough input size for the rare record Bedrock's usage never reached.
-
-    Images and documents by their providers' sizing rules, not as a few characters
-    (issue 19, item 7): see `gateway.translate.shared.estimate`.
-    """
-    return estimate_input_tokens(converse_request)
-
-
 class ChatStreamEncoder:
     """ConverseStream events as `chat.completion.chunk` SSE bytes (`StreamEncoder`)."""
 
-    __slots__ = ("_collected", "_ctx", "_translator")
+    __slots__ = ("_collected", "_translator")
 
-    def __init__(
-        self,
-        translator: StreamTranslator,
-        *,
-        collect: bool = False,
-        ctx: RequestContext | None = None,
-    ) -> None:
+    def __init__(self, translator: StreamTranslator, *, collect: bool = False) -> None:
         self._translator = translator
-        self._ctx = ctx  # gets the served tier and a malformed answer's error type
         # Only with `logging.log_prompts`: the streamed text, for the access line.
         self._collected: list[str] | None = [] if collect else None
 
@@ -302,17 +238,16 @@ class ChatStreamEncoder:
         # No [DONE] follows the error, so SDKs raise instead of returning a truncated answer.
         return encode_error(to_upstream_error(error.name, error.message).to_openai())
 
-    def take_usage(self, usage: TokenUsage) -> bool:
-        ctx = self._ctx
-        if ctx is not None:
-            ctx.service_tier = self._translator.service_tier
-            error = self._translator.error
-            if error is not None and ctx.error_type is None:
-                ctx.error_type = error.code
-        seen = self._translator.usage
+    def settle(self, ctx: RequestContext) -> bool:
+        translator = self._translator
+        ctx.service_tier = translator.service_tier
+        error = translator.error
+        if error is not None and ctx.error_type is None:
+            ctx.error_type = error.code  # a malformed answer ended the stream
+        seen = translator.usage
         if seen is None:
             return False
-        usage.take_converse(seen)
+        ctx.usage.take_converse(seen)
         return True
 
     def estimated_output_tokens(self) -> int:

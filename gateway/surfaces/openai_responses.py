@@ -38,10 +38,16 @@ from gateway.responses.store import StoredResponse
 from gateway.schemas.openai_responses import InputItem, ResponsesRequest
 from gateway.server.bodies import json_response, validate
 from gateway.server.sse import error_body
-from gateway.surfaces.openai_chat import MAX_IMAGES, estimate_converse_input, response_headers
+from gateway.surfaces.converse_calls import (
+    STAND_IN_IMAGE,
+    check_image_count,
+    estimate_converse_input,
+    is_message_start,
+    model_options,
+    response_headers,
+)
 from gateway.surfaces.openai_responses_stored import StoredResponses
 from gateway.surfaces.openai_responses_stream import ResponsesStreamEncoder, output_text
-from gateway.translate.openai_chat.request import ModelOptions
 from gateway.translate.openai_responses.request import (
     Prepared,
     ResponsesCall,
@@ -54,20 +60,13 @@ from gateway.translate.openai_responses.response import (
     request_echo,
 )
 from gateway.translate.openai_responses.stream import ResponsesStream
+from gateway.translate.shared.finish_reasons import served_tier
 from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED, converse_guardrail_config
 
 __all__ = ["Responses"]
 
 # A stored conversation, read back as input items (it was written from validated ones).
 _HISTORY: TypeAdapter[list[InputItem]] = TypeAdapter(list[InputItem])
-# Stand-in bytes for remote images while a request is checked before admission: a 1x1 PNG.
-_PLACEHOLDER_IMAGE = (
-    "png",
-    bytes.fromhex(
-        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-        "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
-    ),
-)
 _ITEM_ID_PREFIXES = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
 
 
@@ -117,9 +116,9 @@ class Responses:
         checked = self._reshape(req, model, ctx, history=())
         result = _Prepared(req, body, checked)
         if req.previous_response_id is None:
-            stand_ins = dict.fromkeys(result.remote, _PLACEHOLDER_IMAGE)
+            stand_ins = dict.fromkeys(result.remote, STAND_IN_IMAGE)
             first = self._translate(checked, model, ctx, stand_ins, stream=bool(req.stream))
-            _check_image_count(first)
+            check_image_count(first.converse.request, param="input")
             if not result.remote:
                 result.calls[model.bedrock_id] = first
         config = ctx.runtime.config.responses
@@ -161,7 +160,7 @@ class Responses:
 
         first = translated(ctx.model)
         if previous:
-            _check_image_count(first)
+            check_image_count(first.converse.request, param="input")
 
         def estimate_input() -> int:
             return estimate_converse_input(first.converse.request)
@@ -175,7 +174,7 @@ class Responses:
                 lambda client, m: client.converse_stream(
                     m.bedrock_id, translated(m).converse.request, region=m.region
                 ),
-                is_preamble=_is_message_start,
+                is_preamble=is_message_start,
             )
             call = translated(used)
             stream = ResponsesStream(
@@ -202,6 +201,7 @@ class Responses:
             estimate_input=estimate_input,
         )
         call = translated(used)
+        ctx.service_tier = served_tier(result)
         if result.get("stopReason") == GUARDRAIL_INTERVENED:
             ctx.guardrail_intervened = True
         usage = result.get("usage")
@@ -261,7 +261,7 @@ class Responses:
             checked,
             model_id=model.bedrock_id,
             drop_unsupported=runtime.config.drop_unsupported_params,
-            options=_options(runtime.config.images.max_bytes, model),
+            options=model_options(runtime.config.images.max_bytes, model),
             images=images,
             guardrail=converse_guardrail_config(guardrail, stream=stream)
             if guardrail is not None
@@ -313,40 +313,6 @@ class _Keeper:
                 context=[*self._previous, *prepared.input_items, *output],
             )
         )
-
-
-def _is_message_start(event: dict[str, Any]) -> bool:
-    return "messageStart" in event
-
-
-def _check_image_count(call: ResponsesCall) -> None:
-    images = sum(
-        1
-        for message in call.converse.request.get("messages", ())
-        for block in message["content"]
-        if "image" in block
-    )
-    if images > MAX_IMAGES:
-        raise InvalidRequestError(
-            f"The request has {images} images; Bedrock takes at most {MAX_IMAGES}.",
-            param="input",
-            code="too_many_images",
-        )
-
-
-def _options(max_image_bytes: int, model: ResolvedModel) -> ModelOptions:
-    config = model.config
-    if config is None:
-        return ModelOptions(max_image_bytes=max_image_bytes)
-    return ModelOptions(
-        reasoning_supported=config.reasoning.supported,
-        reasoning_budgets={str(k): v for k, v in config.reasoning.budgets.items()},
-        auto_cache_system=config.auto_cache_system,
-        max_image_bytes=max_image_bytes,
-        reasoning_mode=config.reasoning.mode,
-        structured_output=config.structured_output,
-        service_tiers=tuple(config.service_tiers),
-    )
 
 
 def _headers(model: ResolvedModel, call: ResponsesCall) -> dict[str, str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.bedrock.client import BedrockError
-from gateway.pipeline.context import TokenUsage
+from gateway.pipeline.context import RequestContext
 from gateway.translate.openai_responses.stream import ResponsesStream
 from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED
 
@@ -65,11 +65,12 @@ class ResponsesStreamEncoder:
     def fail(self, error: BedrockError) -> bytes:
         return self._stream.fail(error.name, error.message)
 
-    def take_usage(self, usage: TokenUsage) -> bool:
+    def settle(self, ctx: RequestContext) -> bool:
+        ctx.service_tier = self._stream.service_tier
         seen = self._stream.usage
         if seen is None:
             return False
-        usage.take_converse(seen)
+        ctx.usage.take_converse(seen)
         return True
 
     def estimated_output_tokens(self) -> int:

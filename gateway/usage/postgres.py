@@ -30,6 +30,7 @@ import asyncpg
 from gateway.responses import store as responses_store
 from gateway.responses.store import StoredResponse
 from gateway.usage.clean import clean_row_text
+from gateway.usage.migrations import Migration, migrate_postgres
 from gateway.usage.money import as_utc, quantize_cost
 from gateway.usage.record import RECORD_FIELDS, UsageRecord
 from gateway.usage.store import aggregate_rows, aggregate_sql, validate_group_by
@@ -45,7 +46,7 @@ _MIGRATION_LOCK = int.from_bytes(
 )
 
 # Each migration runs once, in its own transaction, and is never edited once released.
-_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+_MIGRATIONS: tuple[Migration, ...] = (
     (
         1,
         "usage_records table and its indexes",
@@ -254,39 +255,21 @@ class PostgresUsageStore:
         return self._pool
 
     async def _migrate(self, conn: Any) -> None:
-        latest = _MIGRATIONS[-1][0]
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
-        try:
-            if self.schema and not await conn.fetchval(
-                "SELECT 1 FROM pg_namespace WHERE nspname = $1", self.schema
-            ):
-                # Only when missing: a role may use a schema without the right to create one.
-                await conn.execute(f'CREATE SCHEMA "{self.schema}"')
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS usage_schema_version ("
-                "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            applied = await conn.fetchval("SELECT MAX(version) FROM usage_schema_version") or 0
-            if applied > latest:
-                raise RuntimeError(
-                    f"usage store has schema version {applied}, newer than this gateway "
-                    f"knows ({latest}); upgrade the gateway"
-                )
-            for version, description, statements in _MIGRATIONS:
-                if version <= applied:
-                    continue
-                async with conn.transaction():
-                    for statement in statements:
-                        await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO usage_schema_version (version, description) VALUES ($1, $2)",
-                        version,
-                        description,
-                    )
-                logger.info("usage store: applied PostgreSQL migration %d", version)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await migrate_postgres(
+            conn,
+            _MIGRATIONS,
+            table="usage_schema_version",
+            store="usage store",
+            lock=_MIGRATION_LOCK,
+            prepare=self._create_schema,
+        )
+
+    async def _create_schema(self, conn: Any) -> None:
+        if self.schema and not await conn.fetchval(
+            "SELECT 1 FROM pg_namespace WHERE nspname = $1", self.schema
+        ):
+            # Only when missing: a role may use a schema without the right to create one.
+            await conn.execute(f'CREATE SCHEMA "{self.schema}"')
 
 
 def _where(

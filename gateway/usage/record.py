@@ -8,29 +8,12 @@ rest of the bookkeeping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["RECORD_FIELDS", "UsageRecord", "cache_write_1h_tokens"]
-
-
-def cache_write_1h_tokens(usage: Mapping[str, Any]) -> int:
-    """The 1-hour cache writes of a Converse `usage`: its `cacheDetails` entries with ttl 1h.
-
-    `cacheWriteInputTokens` counts writes of every lifetime; `cacheDetails` splits them by
-    TTL, and 1-hour writes are priced apart (`cache_write_1h_per_1k`).
-    """
-    details = usage.get("cacheDetails")
-    if not isinstance(details, list):
-        return 0
-    return sum(
-        int(entry.get("inputTokens") or 0)
-        for entry in details
-        if isinstance(entry, Mapping) and entry.get("ttl") == "1h"
-    )
+__all__ = ["RECORD_FIELDS", "UsageRecord"]
 
 
 @dataclass(slots=True)

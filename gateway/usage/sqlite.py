@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from gateway.responses import store as responses_store
 from gateway.responses.store import StoredResponse
 from gateway.usage.clean import clean_row_text
+from gateway.usage.migrations import Migration, migrate_sqlite
 from gateway.usage.money import as_utc, cost_from_units, cost_to_units
 from gateway.usage.record import RECORD_FIELDS, UsageRecord
 from gateway.usage.store import aggregate_rows, aggregate_sql, validate_group_by
@@ -43,7 +44,7 @@ T = TypeVar("T")
 
 # Each migration runs once, in its own transaction, and is never edited once released:
 # a change to the schema is a new entry at the end.
-_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+_MIGRATIONS: tuple[Migration, ...] = (
     (
         1,
         "usage_records table and its indexes",
@@ -305,36 +306,9 @@ class SQLiteUsageStore:
                 time.sleep(0.01)
 
     def _migrate_sync(self, conn: sqlite3.Connection) -> None:
-        latest = _MIGRATIONS[-1][0]
-        for version, description, statements in _MIGRATIONS:
-            # BEGIN IMMEDIATE takes the write lock before reading the version, so two
-            # gateways starting together apply each migration exactly once.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS usage_schema_version ("
-                    "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-                    "applied_at TEXT NOT NULL)"
-                )
-                current = conn.execute("SELECT MAX(version) FROM usage_schema_version")
-                applied = current.fetchone()[0] or 0
-                if applied > latest:
-                    raise RuntimeError(
-                        f"usage store {self.path} has schema version {applied}, newer than "
-                        f"this gateway knows ({latest}); upgrade the gateway"
-                    )
-                if applied < version:
-                    for statement in statements:
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO usage_schema_version VALUES (?, ?, datetime('now'))",
-                        (version, description),
-                    )
-                    logger.info("usage store %s: applied migration %d", self.path, version)
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
+        migrate_sqlite(
+            conn, _MIGRATIONS, table="usage_schema_version", store=f"usage store {self.path}"
+        )
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None

@@ -133,8 +133,14 @@ async def test_connections_idle_past_the_keepalive_limit_are_replaced(monkeypatc
         await asyncio.sleep(0.1)
         await client.converse(MODEL_ID, REQUEST)  # after the limit: a new connection
         assert [r.connection for r in server.received] == [0, 0, 1]
-        await asyncio.sleep(0.05)
-        assert server.closed_by_client == 1  # and the stale one was closed, not leaked
+        # ...and the stale one was closed, not leaked (the new one may follow it when the
+        # machine is slow enough for it to idle past the limit too, hence at least one).
+        for _ in range(100):
+            if server.closed_by_client:
+                break
+            await asyncio.sleep(0.01)
+        assert server.closed_by_client >= 1
+        assert server.open_now <= 1
 
 
 async def test_the_pool_never_opens_more_than_max_connections() -> None:

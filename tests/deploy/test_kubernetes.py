@@ -7,6 +7,7 @@ Operator's custom resources have no schema there; they are checked field by fiel
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import shutil
@@ -148,7 +149,8 @@ def _config_map_text(bundle: Bundle) -> tuple[str, str]:
 def _fake_secret(name: str) -> str:
     if name.endswith("_DSN"):
         return "postgresql://gateway:secret@postgres.example:5432/gateway"
-    return f"test-value-of-{name.lower()}"
+    # Long enough for an API key (the gateway refuses keys under 32 characters).
+    return f"fake-secret-value-of-{name.lower()}-" + hashlib.sha256(name.encode()).hexdigest()
 
 
 def _environment(container: dict[str, Any]) -> dict[str, str]:

@@ -14,7 +14,11 @@ from typing import Any
 
 import anthropic
 import pytest
+import yaml
+from prometheus_client import CollectorRegistry
 
+from gateway.app import create_app
+from gateway.config import load_config
 from gateway.emulator.guardrails import BLOCKED_MESSAGE
 from tests.fullpath.conftest import (
     ADMIN_KEY,
@@ -27,6 +31,7 @@ from tests.fullpath.conftest import (
     script,
     sha,
 )
+from tests.harness import Credentials
 from tests.servers import ServerThread
 
 NOVA = "nova-micro"  # Converse on every surface
@@ -367,6 +372,30 @@ def test_embeddings_get_no_guardrail(gateway: RunningGateway) -> None:
         client.embeddings.create(model="titan-embed-text-v2", input="hello")
     (record,) = ledger(gateway)
     assert record["guardrail_id"] is None
+
+
+def test_a_reload_changes_the_guardrail_without_a_restart(
+    emulator: ServerThread, tmp_path: Any
+) -> None:
+    # SIGHUP's work (Gateway.reload), in process: the next request gets the new guardrail.
+    path = tmp_path / "config.yaml"
+    document = base_config(emulator.url, tmp_path)
+    path.write_text(yaml.safe_dump(document))
+    app = create_app(
+        load_config(path, {}),
+        registry=CollectorRegistry(),
+        credentials=Credentials(),
+        config_path=path,
+    )
+    gateway = RunningGateway(server=ServerThread(app), app=app, config=load_config(path, {}))
+    try:
+        assert _sent(gateway, key=API_KEY, model=NOVA) is None  # nothing configured
+        document["guardrails"] = {"default": {"id": "late0guard", "version": 4}}
+        path.write_text(yaml.safe_dump(document))
+        assert app.state.gateway.reload({})
+        assert _sent(gateway, key=API_KEY, model=NOVA)["guardrailIdentifier"] == "late0guard"
+    finally:
+        gateway.server.stop()
 
 
 def _counted(metrics: str, *, model: str, team: str, guardrail: str) -> float:

@@ -255,12 +255,7 @@ def converse_response(
         elif "reasoningContent" in block:
             content.append(_reasoning(block["reasoningContent"]))
     raw = response.get("usage") or {}
-    usage = MessagesUsage(
-        input_tokens=int(raw.get("inputTokens") or 0),
-        output_tokens=int(raw.get("outputTokens") or 0),
-        cache_read_tokens=int(raw.get("cacheReadInputTokens") or 0),
-        cache_write_tokens=int(raw.get("cacheWriteInputTokens") or 0),
-    )
+    usage = MessagesUsage.from_converse(raw)
     stop = str(response.get("stopReason") or "end_turn")
     usage.guardrail_intervened = stop == GUARDRAIL_INTERVENED
     answer = {

@@ -83,12 +83,7 @@ class ConverseStreamEncoder:
             case {"metadata": dict(metadata)}:
                 raw = metadata.get("usage")
                 if isinstance(raw, dict):
-                    self.usage = MessagesUsage(
-                        input_tokens=int(raw.get("inputTokens") or 0),
-                        output_tokens=int(raw.get("outputTokens") or 0),
-                        cache_read_tokens=int(raw.get("cacheReadInputTokens") or 0),
-                        cache_write_tokens=int(raw.get("cacheWriteInputTokens") or 0),
-                    )
+                    self.usage = MessagesUsage.from_converse(raw)
                     self.usage_reported = True
                 return self._finish()
             case _:

@@ -37,6 +37,7 @@ import orjson
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.translate.anthropic_messages.betas import split_betas
+from gateway.translate.shared.converse_usage import cache_write_1h_tokens
 from gateway.translate.shared.guardrails import (
     CALLER_GUARDRAIL_FIELDS,
     GUARDRAIL_ACTION,
@@ -117,6 +118,19 @@ class MessagesUsage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the 1-hour share of cache_write_tokens
+
+    @classmethod
+    def from_converse(cls, usage: Mapping[str, Any]) -> MessagesUsage:
+        """A Converse `usage` (an answer's, or a stream's metadata)."""
+        return cls(
+            input_tokens=int(usage.get("inputTokens") or 0),
+            output_tokens=int(usage.get("outputTokens") or 0),
+            cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
+            cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
+            cache_write_1h_tokens=cache_write_1h_tokens(usage),
+        )
+
     # Bedrock's verdict arrives with the counts: a guardrail intervened in this answer.
     guardrail_intervened: bool = False
 
@@ -126,6 +140,10 @@ class MessagesUsage:
         self.output_tokens = int(usage.get("output_tokens") or 0)
         self.cache_read_tokens = int(usage.get("cache_read_input_tokens") or 0)
         self.cache_write_tokens = int(usage.get("cache_creation_input_tokens") or 0)
+        # `cache_creation` splits the writes by lifetime (1-hour ones cost more).
+        creation = usage.get("cache_creation")
+        if isinstance(creation, Mapping):
+            self.cache_write_1h_tokens = int(creation.get("ephemeral_1h_input_tokens") or 0)
 
     def take_invocation_metrics(self, metrics: Mapping[str, Any]) -> None:
         """`amazon-bedrock-invocationMetrics`: what Bedrock bills, so it wins."""

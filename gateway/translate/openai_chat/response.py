@@ -39,13 +39,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.translate.shared.finish_reasons import finish_reason, stop_reason_error
+from gateway.translate.shared.finish_reasons import finish_reason, served_tier, stop_reason_error
 
 __all__ = [
     "converse_to_openai_response",
     "encode_redacted",
     "openai_usage",
-    "served_tier",
     "tool_arguments",
 ]
 
@@ -78,14 +77,6 @@ def openai_usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
         "total_tokens": prompt + completion,
         "prompt_tokens_details": details,
     }
-
-
-def served_tier(response: Mapping[str, Any]) -> str | None:
-    """The tier Bedrock says it served on (`serviceTier.type`), or None when it does not say."""
-    tier = response.get("serviceTier")
-    if isinstance(tier, Mapping) and isinstance(tier.get("type"), str):
-        return str(tier["type"])
-    return None
 
 
 def tool_arguments(tool_input: Any) -> str:

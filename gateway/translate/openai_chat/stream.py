@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import UpstreamError
-from gateway.translate.openai_chat.response import encode_redacted, openai_usage, served_tier
+from gateway.translate.openai_chat.response import encode_redacted, openai_usage
 from gateway.translate.shared.errors import to_upstream_error
-from gateway.translate.shared.finish_reasons import finish_reason, stop_reason_error
+from gateway.translate.shared.finish_reasons import finish_reason, served_tier, stop_reason_error
 
 __all__ = ["StreamTranslator", "error_event"]
 

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from gateway.schemas.openai_responses import ResponsesRequest
 from gateway.translate.openai_responses.output import OutputItems
+from gateway.translate.shared.finish_reasons import served_tier
 
 __all__ = [
     "INCOMPLETE",
@@ -216,12 +217,5 @@ def converse_to_response(
         output=items,
         usage=responses_usage(resp.get("usage")),
         incomplete_reason=reason,
-        service_tier=_service_tier(resp),
+        service_tier=served_tier(resp) or "default",
     )
-
-
-def _service_tier(resp: Mapping[str, Any]) -> str:
-    tier = resp.get("serviceTier")
-    if isinstance(tier, Mapping) and isinstance(tier.get("type"), str):
-        return str(tier["type"])
-    return "default"

@@ -42,6 +42,7 @@ from gateway.translate.openai_responses.response import (
     responses_usage,
 )
 from gateway.translate.shared.errors import to_upstream_error
+from gateway.translate.shared.finish_reasons import served_tier
 
 __all__ = ["ResponsesStream", "encode_event"]
 
@@ -95,6 +96,7 @@ class ResponsesStream:
         self._stopped = False
         self._done = False
         self._usage: dict[str, Any] | None = None
+        self._service_tier: str | None = None
         self._stop_reason: str | None = None
         self.unknown_events = 0
         self.final: dict[str, Any] | None = None  # the last response object sent
@@ -103,6 +105,11 @@ class ResponsesStream:
     def usage(self) -> dict[str, Any] | None:
         """Bedrock's own `TokenUsage`, once its metadata event has arrived."""
         return self._usage
+
+    @property
+    def service_tier(self) -> str | None:
+        """The tier Bedrock served the stream on (metadata `serviceTier`), None if unsaid."""
+        return self._service_tier
 
     @property
     def stop_reason(self) -> str | None:
@@ -145,6 +152,7 @@ class ResponsesStream:
                 usage = metadata.get("usage")
                 if isinstance(usage, Mapping):
                     self._usage = dict(usage)
+                self._service_tier = served_tier(metadata) or self._service_tier
                 if self._stopped:
                     self._complete()
             case _:
@@ -267,6 +275,7 @@ class ResponsesStream:
             usage=usage,
             incomplete_reason=incomplete_reason,
             error=error,
+            service_tier=self._service_tier or "default",
         )
 
     def _drain(self) -> bytes:

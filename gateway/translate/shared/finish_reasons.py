@@ -6,6 +6,9 @@ parametrized test walks all of them (`tests/translate/test_mappings.py`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from gateway.errors import UpstreamError
 
 __all__ = [
@@ -13,6 +16,7 @@ __all__ = [
     "FAILED_STOP_REASONS",
     "FINISH_REASONS",
     "finish_reason",
+    "served_tier",
     "stop_reason_error",
 ]
 
@@ -72,3 +76,12 @@ def stop_reason_error(stop_reason: str | None) -> UpstreamError | None:
         code=stop_reason,
         bedrock_error=stop_reason or "",
     )
+
+
+def served_tier(response: Mapping[str, Any]) -> str | None:
+    """The tier Bedrock says it served a Converse response or stream on (`serviceTier.type`
+    of the response or the stream's metadata event), or None when it does not say."""
+    tier = response.get("serviceTier")
+    if isinstance(tier, Mapping) and isinstance(tier.get("type"), str):
+        return str(tier["type"])
+    return None

@@ -105,6 +105,8 @@ def aggregate(case: str) -> dict[str, Any]:
                 result["stopReason"] = stop["stopReason"]
             case {"metadata": metadata}:
                 result["usage"] = metadata["usage"]
+                if "serviceTier" in metadata:  # a whole answer carries it at the top
+                    result["serviceTier"] = metadata["serviceTier"]
     for block in blocks.values():
         if "toolUse" in block:
             raw = block["toolUse"]["input"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.pipeline.context import TokenUsage
-from gateway.usage.record import cache_write_1h_tokens
+from gateway.translate.shared.converse_usage import cache_write_1h_tokens
 
 RECORDED = Path(
     "/work/shared/fixtures/recorded/converse_image_jpeg_cachepoint_claude_sonnet45.json"
@@ -41,3 +41,29 @@ def test_a_real_five_minute_write_counts_no_hour() -> None:
     tokens = TokenUsage()
     tokens.take_converse(usage)
     assert (tokens.cache_write_tokens, tokens.cache_write_1h_tokens) == (2074, 0)
+
+
+def test_messages_usage_reads_the_1h_share_from_either_wire_format() -> None:
+    """/v1/messages: Claude's own usage (`cache_creation`) and Converse's (`cacheDetails`)
+    give the same split, so 1-hour writes are priced apart on either path."""
+    from gateway.translate.anthropic_messages.invoke import MessagesUsage
+
+    claude = MessagesUsage()
+    claude.take_anthropic(
+        {
+            "input_tokens": 3,
+            "output_tokens": 5,
+            "cache_creation_input_tokens": 2074,
+            "cache_creation": {"ephemeral_5m_input_tokens": 74, "ephemeral_1h_input_tokens": 2000},
+        }
+    )
+    converse = MessagesUsage.from_converse(
+        {
+            "inputTokens": 3,
+            "outputTokens": 5,
+            "cacheWriteInputTokens": 2074,
+            "cacheDetails": [{"inputTokens": 74, "ttl": "5m"}, {"inputTokens": 2000, "ttl": "1h"}],
+        }
+    )
+    assert claude == converse
+    assert (claude.cache_write_tokens, claude.cache_write_1h_tokens) == (2074, 2000)
