@@ -182,7 +182,7 @@ class Discovery:
         self._install = install
         self._last: dict[str, Listing] = {}
         self._failing: set[str] = set()
-        self._offered: frozenset[str] = frozenset()
+        self._offered: list[DiscoveredModel] | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> None:
@@ -201,11 +201,13 @@ class Discovery:
             self._failing.discard(region)
         listings = [self._last[r] for r in self._regions if r in self._last]
         models = catalogue(listings)
+        if models == self._offered:
+            # Unchanged: a new runtime would only make every reader of it start over
+            # (the key refresher takes a new runtime for a reload).
+            return
         self._install(models)
-        names = frozenset(m.config.name for m in models)
-        if names != self._offered:
-            logger.info("model discovery: %d models offered", len(models))
-            self._offered = names
+        self._offered = models
+        logger.info("model discovery: %d models offered", len(models))
 
     async def start(self) -> None:
         """The first listing before serving, within `START_TIMEOUT_S` (a control plane that
