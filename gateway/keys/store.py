@@ -18,6 +18,7 @@ run the very same statements; `?` placeholders are rewritten for PostgreSQL.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -160,18 +161,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class SqlKeyStore:
+class SqlKeyStore(abc.ABC):
     """The key store's logic; a backend supplies `open`, `close` and `_transaction`."""
 
-    async def open(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def open(self) -> None: ...
 
-    async def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
+    @abc.abstractmethod
     def _transaction(self, *, write: bool = True) -> contextlib.AbstractAsyncContextManager[Tx]:
         """A transaction; `write=False` for reads, which then take no write lock."""
-        raise NotImplementedError
 
     # -- reading ------------------------------------------------------------------
 
