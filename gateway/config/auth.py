@@ -1,4 +1,7 @@
-"""`auth:`: API keys, teams and admin digests, and the rules that keep example keys from working."""
+"""`auth:` (API keys, teams, admin digests) and `guardrails:`, which keys and teams name too.
+
+Also the rules that keep example keys from working: no short or placeholder plaintext.
+"""
 
 from __future__ import annotations
 
