@@ -10,9 +10,11 @@ our own names for transport failures (`ConnectionError`, `ConnectTimeout`, `Read
 
 from __future__ import annotations
 
+import abc
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -200,38 +202,40 @@ class _AioStream:
         self._events.close()
 
 
-class _Calls:
+@contextlib.contextmanager
+def _as_bedrock_errors(model_id: str) -> Iterator[None]:
+    """Every failure of one call as a `BedrockError` (see `_bedrock_error`); a cancellation
+    is passed on when it is the caller's, and is a failure when the client closed under it."""
+    try:
+        yield
+    except _TRANSPORT_ERRORS as exc:
+        raise _bedrock_error(exc, model_id) from exc
+    except asyncio.CancelledError as exc:
+        if _cancelled_by_caller():
+            raise
+        raise _closed_under(exc) from exc
+
+
+class _Calls(abc.ABC):
     """The `BedrockClient` calls over aiobotocore clients; `_client(region)` picks one."""
 
-    def _client(self, region: str | None) -> Any:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _client(self, region: str | None) -> Any: ...
 
     async def converse(
         self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
     ) -> dict[str, Any]:
         client = self._client(region)
-        try:
+        with _as_bedrock_errors(model_id):
             response: dict[str, Any] = await client.converse(modelId=model_id, **request)
-        except _TRANSPORT_ERRORS as exc:
-            raise _bedrock_error(exc, model_id) from exc
-        except asyncio.CancelledError as exc:
-            if _cancelled_by_caller():
-                raise
-            raise _closed_under(exc) from exc
         return response
 
     async def converse_stream(
         self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
     ) -> BedrockStream:
         client = self._client(region)
-        try:
+        with _as_bedrock_errors(model_id):
             response = await client.converse_stream(modelId=model_id, **request)
-        except _TRANSPORT_ERRORS as exc:
-            raise _bedrock_error(exc, model_id) from exc
-        except asyncio.CancelledError as exc:
-            if _cancelled_by_caller():
-                raise
-            raise _closed_under(exc) from exc
         return _AioStream(response["stream"], model_id)
 
     async def invoke_model(
@@ -243,7 +247,7 @@ class _Calls:
         guardrail: Mapping[str, str] | None = None,
     ) -> InvokeResult:
         client = self._client(region)
-        try:
+        with _as_bedrock_errors(model_id):
             response = await client.invoke_model(
                 modelId=model_id,
                 body=body,
@@ -253,12 +257,6 @@ class _Calls:
             )
             async with response["body"] as stream:
                 data: bytes = await stream.read()
-        except _TRANSPORT_ERRORS as exc:
-            raise _bedrock_error(exc, model_id) from exc
-        except asyncio.CancelledError as exc:
-            if _cancelled_by_caller():
-                raise
-            raise _closed_under(exc) from exc
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         return InvokeResult(data, headers.get("x-amzn-bedrock-input-token-count"))
 
@@ -271,7 +269,7 @@ class _Calls:
         guardrail: Mapping[str, str] | None = None,
     ) -> BedrockStream:
         client = self._client(region)
-        try:
+        with _as_bedrock_errors(model_id):
             response = await client.invoke_model_with_response_stream(
                 modelId=model_id,
                 body=body,
@@ -279,16 +277,12 @@ class _Calls:
                 accept="application/json",
                 **(guardrail or {}),
             )
-        except _TRANSPORT_ERRORS as exc:
-            raise _bedrock_error(exc) from exc
-        return _AioStream(response["body"])
+        return _AioStream(response["body"], model_id)
 
     async def count_tokens(
         self, model_id: str, input: Mapping[str, Any], *, region: str | None = None
     ) -> int:
         client = self._client(region)
-        try:
+        with _as_bedrock_errors(model_id):
             response = await client.count_tokens(modelId=model_id, input=dict(input))
-        except _TRANSPORT_ERRORS as exc:
-            raise _bedrock_error(exc) from exc
         return int(response.get("inputTokens") or 0)
