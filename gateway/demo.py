@@ -55,6 +55,13 @@ def demo_config(
                     "aliases": ["gpt-4o-mini"],
                 },
                 {
+                    # The names Claude Code asks for by default (README, "Claude Code
+                    # through the gateway"), so it runs against the demo unchanged.
+                    "name": "claude-sonnet-4-5",
+                    "bedrock_id": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                    "aliases": ["claude-haiku-4-5"],
+                },
+                {
                     "name": "titan-embed-text-v2",
                     "bedrock_id": "amazon.titan-embed-text-v2:0",
                     "kind": "embedding",
@@ -130,6 +137,7 @@ Bedrock emulator at {emulator_url} (no AWS account needed).
     -d '{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
 
 Models: claude-3-5-sonnet (alias gpt-4o), nova-micro (alias gpt-4o-mini),
+claude-sonnet-4-5 (alias claude-haiku-4-5, for Claude Code: ANTHROPIC_BASE_URL={base}),
 titan-embed-text-v2 (alias text-embedding-3-small). Ctrl-C stops.
 """,
         flush=True,

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import anthropic
 import openai
 
 from tests.servers import free_port
@@ -90,6 +91,18 @@ def test_demo_with_a_fixed_key_and_host_answers_the_sdk(tmp_path: Path) -> None:
                 model="gpt-4o", messages=[{"role": "user", "content": "Hello!"}]
             )
             assert answer.choices[0].message.content == "You said: Hello!"
+            # Claude Code's default model name works too, over the Messages API.
+            claude = anthropic.Anthropic(
+                base_url=f"http://127.0.0.1:{port}", api_key=KEY, max_retries=3
+            )
+            message = claude.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=64,
+                messages=[{"role": "user", "content": "Hello!"}],
+            )
+            assert message.content[0].text == "You said: Hello!"  # type: ignore[union-attr]
+            client.close()
+            claude.close()
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGINT)
