@@ -54,12 +54,17 @@ EXTRA_METRICS: dict[str, MetricSpec] = {
     "gateway_guardrail_interventions_total": MetricSpec(
         "counter", frozenset({"model", "team", "guardrail"})
     ),
+    "gateway_region_failovers_total": MetricSpec(
+        "counter", frozenset({"model", "from_region", "to_region"})
+    ),
 }
 ALL_METRICS: dict[str, MetricSpec] = {**CONTRACT_METRICS, **EXTRA_METRICS}
 
 # Counted only where their feature is configured and used (a guardrail intervened), so a
 # gateway without it exports no series of theirs: a live scrape may lack them.
-WHEN_USED: frozenset[str] = frozenset({"gateway_guardrail_interventions_total"})
+WHEN_USED: frozenset[str] = frozenset(
+    {"gateway_guardrail_interventions_total", "gateway_region_failovers_total"}
+)
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 

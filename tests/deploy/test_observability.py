@@ -70,13 +70,15 @@ def test_metric_names_used_are_exported_series() -> None:
 
 
 def test_every_contract_metric_is_on_the_dashboard() -> None:
+    """Every metric the gateway exports has a panel: the contract's and the ones beside it
+    (ledger lag and refused records, guardrail interventions, region failovers)."""
     on_dashboard = {
         series_names()[name]
         for expression in dashboard_expressions()
         for name in names_in(expression.expr)
         if name in series_names()
     }
-    assert on_dashboard == set(CONTRACT_METRICS)
+    assert on_dashboard == set(ALL_METRICS)
 
 
 @pytest.mark.parametrize(
@@ -264,6 +266,10 @@ def _dashboard_exprs() -> str:
         ("429s", r'gateway_requests_total\{[^}]*status="429"'),
         ("usage queue", r"gateway_usage_queue_depth"),
         ("inflight", r"gateway_inflight_requests"),
+        ("guardrail interventions", r"gateway_guardrail_interventions_total"),
+        ("region failovers", r"gateway_region_failovers_total"),
+        ("ledger lag", r"gateway_usage_lag_seconds"),
+        ("dead letters", r"gateway_usage_dead_letters_total"),
         ("team filter", r'team=~"\$team"'),
         ("key filter", r'key_id=~"\$key_id"'),
     ],
