@@ -216,6 +216,18 @@ def _as_bedrock_errors(model_id: str) -> Iterator[None]:
         raise _closed_under(exc) from exc
 
 
+def _invoke_args(model_id: str, body: bytes, guardrail: Mapping[str, str] | None) -> dict[str, Any]:
+    """InvokeModel's parameters, whole or streamed: a JSON body both ways, and the
+    gateway's guardrail (`guardrailIdentifier`, ...) when one applies."""
+    return {
+        "modelId": model_id,
+        "body": body,
+        "contentType": "application/json",
+        "accept": "application/json",
+        **(guardrail or {}),
+    }
+
+
 class _Calls(abc.ABC):
     """The `BedrockClient` calls over aiobotocore clients; `_client(region)` picks one."""
 
@@ -248,13 +260,7 @@ class _Calls(abc.ABC):
     ) -> InvokeResult:
         client = self._client(region)
         with _as_bedrock_errors(model_id):
-            response = await client.invoke_model(
-                modelId=model_id,
-                body=body,
-                contentType="application/json",
-                accept="application/json",
-                **(guardrail or {}),
-            )
+            response = await client.invoke_model(**_invoke_args(model_id, body, guardrail))
             async with response["body"] as stream:
                 data: bytes = await stream.read()
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
@@ -271,11 +277,7 @@ class _Calls(abc.ABC):
         client = self._client(region)
         with _as_bedrock_errors(model_id):
             response = await client.invoke_model_with_response_stream(
-                modelId=model_id,
-                body=body,
-                contentType="application/json",
-                accept="application/json",
-                **(guardrail or {}),
+                **_invoke_args(model_id, body, guardrail)
             )
         return _AioStream(response["body"], model_id)
 

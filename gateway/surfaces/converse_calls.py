@@ -9,15 +9,18 @@ headers, and the input estimate for a record Bedrock's usage never reached.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from gateway.bedrock.catalog import ResolvedModel
 from gateway.errors import InvalidRequestError
+from gateway.pipeline.context import RequestContext
 from gateway.schemas.converse import ConverseRequest
 from gateway.server.headers import name_list
 from gateway.translate.openai_chat.request import ModelOptions
 from gateway.translate.shared.estimate import estimate_input_tokens
+from gateway.translate.shared.finish_reasons import served_tier
+from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED
 
 __all__ = [
     "MAX_IMAGES",
@@ -27,6 +30,7 @@ __all__ = [
     "is_message_start",
     "model_options",
     "response_headers",
+    "settle_answer",
 ]
 
 # Bedrock's Converse limit on images in one request ("up to 20 images").
@@ -97,3 +101,19 @@ def estimate_converse_input(converse_request: Mapping[str, Any]) -> int:
     (issue 19, item 7): see `gateway.translate.shared.estimate`.
     """
     return estimate_input_tokens(converse_request)
+
+
+def settle_answer(
+    ctx: RequestContext, answer: Mapping[str, Any], *, estimate_input: Callable[[], int]
+) -> None:
+    """What a whole Converse answer says about itself, into `ctx`: the tier it was served
+    on, a guardrail intervention, and Bedrock's usage (or an estimate flagged as such)."""
+    ctx.service_tier = served_tier(answer)
+    if answer.get("stopReason") == GUARDRAIL_INTERVENED:
+        ctx.guardrail_intervened = True
+    usage = answer.get("usage")
+    if usage:
+        ctx.usage.take_converse(usage)
+    else:  # Bedrock always sends usage; if it ever does not, say the numbers are ours
+        ctx.estimated = True
+        ctx.usage.input_tokens = estimate_input()

@@ -33,6 +33,7 @@ from gateway.surfaces.converse_calls import (
     is_message_start,
     model_options,
     response_headers,
+    settle_answer,
 )
 from gateway.translate.openai_chat.request import (
     ConverseCall,
@@ -42,7 +43,6 @@ from gateway.translate.openai_chat.request import (
 from gateway.translate.openai_chat.response import converse_to_openai_response
 from gateway.translate.openai_chat.stream import StreamTranslator
 from gateway.translate.shared.errors import to_upstream_error
-from gateway.translate.shared.finish_reasons import served_tier
 from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED, converse_guardrail_config
 from gateway.translate.shared.request_metadata import gateway_request_metadata
 
@@ -143,15 +143,7 @@ class ChatCompletions:
             estimate_input=estimate_input,
         )
         call = translated(used)
-        ctx.service_tier = served_tier(response)
-        if response.get("stopReason") == GUARDRAIL_INTERVENED:
-            ctx.guardrail_intervened = True
-        usage = response.get("usage")
-        if usage:
-            ctx.usage.take_converse(usage)
-        else:  # Bedrock always sends usage; if it ever does not, say the numbers are ours
-            ctx.estimated = True
-            ctx.usage.input_tokens = estimate_input()
+        settle_answer(ctx, response, estimate_input=estimate_input)
         data = converse_to_openai_response(
             response,
             completion_id=completion_id,

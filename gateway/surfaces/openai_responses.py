@@ -45,6 +45,7 @@ from gateway.surfaces.converse_calls import (
     is_message_start,
     model_options,
     response_headers,
+    settle_answer,
 )
 from gateway.surfaces.openai_responses_stored import StoredResponses
 from gateway.surfaces.openai_responses_stream import ResponsesStreamEncoder, output_text
@@ -60,8 +61,7 @@ from gateway.translate.openai_responses.response import (
     request_echo,
 )
 from gateway.translate.openai_responses.stream import ResponsesStream
-from gateway.translate.shared.finish_reasons import served_tier
-from gateway.translate.shared.guardrails import GUARDRAIL_INTERVENED, converse_guardrail_config
+from gateway.translate.shared.guardrails import converse_guardrail_config
 
 __all__ = ["Responses"]
 
@@ -201,15 +201,7 @@ class Responses:
             estimate_input=estimate_input,
         )
         call = translated(used)
-        ctx.service_tier = served_tier(result)
-        if result.get("stopReason") == GUARDRAIL_INTERVENED:
-            ctx.guardrail_intervened = True
-        usage = result.get("usage")
-        if usage:
-            ctx.usage.take_converse(usage)
-        else:  # Bedrock always sends usage; if it ever does not, say the numbers are ours
-            ctx.estimated = True
-            ctx.usage.input_tokens = estimate_input()
+        settle_answer(ctx, result, estimate_input=estimate_input)
         encrypted: dict[str, str] = {}
         data = converse_to_response(
             result,
