@@ -26,6 +26,7 @@ __all__ = [
     "input_fragments",
     "latency_ms",
     "pause_ms",
+    "scripted_failures",
     "stream_events",
     "stream_plan",
     "text_pieces",
@@ -174,6 +175,13 @@ def stream_plan(script: Script) -> StreamPlan:
     first_content = next((i for i, (name, _) in enumerate(events) if name in _CONTENT_EVENTS), None)
     if first_content is not None:
         pauses[first_content] += script.first_token_delay_ms / 1000
+    return scripted_failures(script, frames, pauses)
+
+
+def scripted_failures(script: Script, frames: list[bytes], pauses: list[float]) -> StreamPlan:
+    """A stream plan with the script's in-stream error and disconnect applied (the same for
+    ConverseStream and Claude's InvokeModelWithResponseStream)."""
+    delay = script.delay_ms / 1000
     failure = script.stream_error
     if failure is not None:
         cut = min(failure.after_events, len(frames))

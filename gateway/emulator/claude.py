@@ -19,9 +19,15 @@ import hashlib
 import json
 from typing import Any
 
-from gateway.emulator.answers import StreamPlan, guardrail_trace, input_fragments, text_pieces
-from gateway.emulator.errors import ServiceError, error_body
-from gateway.emulator.eventstream import event_frame, exception_frame
+from gateway.emulator.answers import (
+    StreamPlan,
+    guardrail_trace,
+    input_fragments,
+    scripted_failures,
+    text_pieces,
+)
+from gateway.emulator.errors import ServiceError
+from gateway.emulator.eventstream import event_frame
 from gateway.emulator.plan import Script
 from gateway.emulator.script import word_pieces
 
@@ -290,19 +296,4 @@ def claude_stream_plan(script: Script, model_id: str, latency_ms: int) -> Stream
     pauses = [0.0] + [delay] * (len(frames) - 1)
     if len(pauses) > 1:
         pauses[1] += script.first_token_delay_ms / 1000  # the first content_block_start
-    failure = script.stream_error
-    if failure is not None:
-        cut = min(failure.after_events, len(frames))
-        extra: dict[str, Any] = {}
-        if failure.original_status_code is not None:
-            extra["originalStatusCode"] = failure.original_status_code
-        if failure.original_message is not None:
-            extra["originalMessage"] = failure.original_message
-        frame = exception_frame(failure.type, error_body(failure.message, **extra))
-        frames = [*frames[:cut], frame]
-        pauses = [*pauses[:cut], delay if cut else 0.0]
-    drop = script.disconnect_after is not None
-    if script.disconnect_after is not None:
-        frames = frames[: script.disconnect_after]
-        pauses = pauses[: script.disconnect_after]
-    return StreamPlan(frames, pauses, drop)
+    return scripted_failures(script, frames, pauses)
