@@ -295,6 +295,10 @@ def _arguments(arguments: str, param: str) -> dict[str, Any]:
             f"Tool call arguments must be a JSON object; this is not valid JSON ({exc.msg}).",
             param=param,
         ) from None
+    except RecursionError:  # the parser's own stack limit: text nested ~1000 levels deep
+        raise InvalidRequestError(
+            "Tool call arguments nest too deeply to be sent to Bedrock.", param=param
+        ) from None
     if not isinstance(value, dict):
         raise InvalidRequestError("Tool call arguments must be a JSON object.", param=param)
     return value
