@@ -56,6 +56,11 @@ class OpenStream:
     prefetched: list[dict[str, Any]]
 
 
+# How long a whole-answer call runs before a task starts watching for the client leaving:
+# short enough that a departed client costs at most this much Bedrock time.
+WATCH_AFTER_S = 0.05
+
+
 class Upstream:
     def __init__(self, gateway: Gateway, ctx: RequestContext, receive: Receive) -> None:
         assert ctx.model is not None, "the model is resolved before admission"
@@ -237,23 +242,31 @@ class Upstream:
         fallbacks for an answer nobody will read. (Streams watch for this in `SSEResponse`.)
 
         The work runs in this task and one watcher task cancels it if the client leaves, the
-        shape of `asyncio.timeout`: one task a request instead of racing two.
+        shape of `asyncio.timeout`. The watcher starts only once the work has run for
+        `WATCH_AFTER_S`: most answers come sooner, and a task per request (created, run,
+        cancelled) was a visible share of a short request's CPU. A client that left earlier
+        is still noticed then, since `receive()` reports a disconnect that already happened.
         """
         handler = asyncio.current_task()
         assert handler is not None, "called outside a task"
         client_left = finished = False
+        watcher: asyncio.Future[None] | None = None
 
-        def on_watcher_done(watcher: asyncio.Future[None]) -> None:
+        def on_watcher_done(done: asyncio.Future[None]) -> None:
             nonlocal client_left
-            if watcher.cancelled():
+            if done.cancelled():
                 return
-            watcher.exception()  # a failing receive() too means nobody is reading any more
+            done.exception()  # a failing receive() too means nobody is reading any more
             if not finished:
                 client_left = True
                 handler.cancel()
 
-        watcher = asyncio.ensure_future(wait_for_disconnect(self._receive))
-        watcher.add_done_callback(on_watcher_done)
+        def start_watching() -> None:
+            nonlocal watcher
+            watcher = asyncio.ensure_future(wait_for_disconnect(self._receive))
+            watcher.add_done_callback(on_watcher_done)
+
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, start_watching)
         try:
             return await work
         except asyncio.CancelledError:
@@ -262,4 +275,6 @@ class Upstream:
             raise  # we are being cancelled ourselves
         finally:
             finished = True
-            watcher.cancel()
+            timer.cancel()
+            if watcher is not None:
+                watcher.cancel()

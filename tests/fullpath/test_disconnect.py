@@ -64,10 +64,11 @@ async def _drop_after(client: httpx.AsyncClient, chunks: int, index: int) -> Non
     body = {
         "model": "nova-micro",
         "stream": True,
-        # 10 ms between words: with 4 ms this client (Python, 25 streams, sharing the GIL
-        # with the gateway and the emulator) fell so far behind that up to a quarter of
-        # the streams had been sent in full before it "left", and the count below flaked.
-        "messages": [{"role": "user", "content": script(reply=REPLY, delay_ms=10)}],
+        # 25 ms between words: with 4 ms, and on a slower machine with 10 ms, this client
+        # (Python, 25 streams, sharing the GIL with the gateway and the emulator) fell so
+        # far behind that a quarter or more of the streams had been sent in full before it
+        # "left", and the count below flaked.
+        "messages": [{"role": "user", "content": script(reply=REPLY, delay_ms=25)}],
     }
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
         assert response.status_code == 200
