@@ -51,7 +51,9 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     kind = type(value)
     if kind is dict:
-        if _is_plain(value.values(), _ORJSON_MAX_DEPTH):
+        values = value.values()
+        # A flat object (most tool arguments) passes the first check, without a call.
+        if _PLAIN.issuperset(map(type, values)) or _is_plain(values, _ORJSON_MAX_DEPTH):
             return value
     elif kind is list:
         if _is_plain(value, _ORJSON_MAX_DEPTH):
