@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
-from gateway.schemas.converse import ContentBlock, SystemContentBlock
+from gateway.schemas.converse import ContentBlock, SystemContentBlock, ToolResultContentBlock
 from gateway.schemas.openai import (
     CacheControl,
     FilePart,
@@ -136,15 +136,15 @@ class ContentParts:
 
     def tool_result(
         self, content: str | Sequence[TextPart], index: int
-    ) -> tuple[list[str], CachePoint | None]:
-        """The non-blank texts of a tool message, and the cache point it asks for, if any."""
+    ) -> tuple[list[ToolResultContentBlock], CachePoint | None]:
+        """The non-blank text blocks of a tool message, and the cache point it asks for."""
         if isinstance(content, str):
-            return ([content] if content.strip() else []), None
+            return ([{"text": content}] if content.strip() else []), None
         cached: CachePoint | None = None
         for j, part in enumerate(content):
             if part.cache_control is not None:
                 cached = self._cache.requested(part.cache_control, _part_param(index, j))
-        return [part.text for part in content if part.text.strip()], cached
+        return [{"text": part.text} for part in content if part.text.strip()], cached
 
     def _add_cache_point(
         self, blocks: list[Any], control: CacheControl, index: int, position: int

@@ -108,11 +108,11 @@ def convert_messages(
         # that misses costs an isinstance call through pydantic's metaclass. The roles of an
         # agent's history come first.
         if message.role == "tool":
-            texts, cached = parts.tool_result(message.content, i)
+            content, cached = parts.tool_result(message.content, i)
             if tools_offered:
-                turns.add_tool_result(message.tool_call_id, texts)
+                turns.add_tool_result(message.tool_call_id, content)
             else:
-                turns.add_user([{"text": _result_as_text(message.tool_call_id, texts)}])
+                turns.add_user([{"text": _result_as_text(message.tool_call_id, content)}])
             if cached is not None:
                 turns.add_cache_point(cached)
         elif message.role == "user":
@@ -186,11 +186,12 @@ class _Turns:
     def add_cache_point(self, point: CachePoint) -> None:
         append_cache_point(self._user_content(), point)
 
-    def add_tool_result(self, tool_call_id: str, texts: list[str]) -> None:
+    def add_tool_result(self, tool_call_id: str, content: list[ToolResultContentBlock]) -> None:
+        """A tool message's text blocks: a `toolResult` answering the call just before, or
+        text when there is no such call."""
         tool_use_id = self.tool_use_ids[tool_call_id]
         if tool_use_id in self._expected and tool_use_id not in self._answered:
             self._answered.add(tool_use_id)
-            content: list[ToolResultContentBlock] = [{"text": text} for text in texts]
             self._user_content().append(
                 {
                     "toolResult": {
@@ -200,7 +201,7 @@ class _Turns:
                 }
             )
         else:
-            self._user_content().append({"text": _result_as_text(tool_call_id, texts)})
+            self._user_content().append({"text": _result_as_text(tool_call_id, content)})
 
     def add_assistant(self, blocks: list[ContentBlock], tool_use_ids: dict[str, None]) -> None:
         """An assistant turn's `blocks`, whose `toolUse` blocks carry `tool_use_ids`."""
@@ -276,8 +277,9 @@ def _needs_tidying(content: list[ContentBlock]) -> bool:
     return False
 
 
-def _result_as_text(tool_call_id: str, texts: list[str]) -> str:
-    return f"[tool result for call {tool_call_id}]\n" + ("\n".join(texts) or EMPTY_RESULT_TEXT)
+def _result_as_text(tool_call_id: str, content: list[ToolResultContentBlock]) -> str:
+    text = "\n".join([block["text"] for block in content])
+    return f"[tool result for call {tool_call_id}]\n" + (text or EMPTY_RESULT_TEXT)
 
 
 # -- assistant content ---------------------------------------------------------------------
