@@ -59,11 +59,7 @@ from gateway.schemas.converse import (
     SystemContentBlock,
     ToolResultContentBlock,
 )
-from gateway.schemas.openai import (
-    AssistantMessage,
-    CustomToolCall,
-    FunctionToolCall,
-)
+from gateway.schemas.openai import AssistantMessage
 from gateway.schemas.openai import Message as OpenAIMessage
 from gateway.translate.openai_chat.content import ContentParts
 from gateway.translate.shared.cache_points import (
@@ -303,30 +299,26 @@ def _assistant_blocks(
     blocks = parts.assistant(message.content, message.refusal, index)
     expected: dict[str, None] = {}
     for j, call in enumerate(message.tool_calls or ()):
-        match call:
-            case FunctionToolCall() if tools_offered:
-                function = call.function
-                tool_use_id = tool_use_ids[call.id]
-                blocks.append(
-                    {
-                        "toolUse": {
-                            "toolUseId": tool_use_id,
-                            "name": names.bedrock(function.name),
-                            "input": _arguments(function.arguments, index, j),
-                        }
+        if call.type == "custom":  # by the discriminator, like the roles above
+            raise UnsupportedParameterError(
+                "Custom tool calls are not supported on Bedrock.",
+                param=f"messages[{index}].tool_calls[{j}]",
+            )
+        function = call.function
+        if tools_offered:
+            tool_use_id = tool_use_ids[call.id]
+            blocks.append(
+                {
+                    "toolUse": {
+                        "toolUseId": tool_use_id,
+                        "name": names.bedrock(function.name),
+                        "input": _arguments(function.arguments, index, j),
                     }
-                )
-                expected[tool_use_id] = None
-            case FunctionToolCall():
-                text = f"[tool call {call.id}: {call.function.name}({call.function.arguments})]"
-                blocks.append({"text": text})
-            case CustomToolCall():
-                raise UnsupportedParameterError(
-                    "Custom tool calls are not supported on Bedrock.",
-                    param=f"messages[{index}].tool_calls[{j}]",
-                )
-            case _:
-                assert_never(call)
+                }
+            )
+            expected[tool_use_id] = None
+        else:
+            blocks.append({"text": f"[tool call {call.id}: {function.name}({function.arguments})]"})
     return blocks, expected
 
 

@@ -25,15 +25,14 @@ cases where the two parsers differ and a differential fuzz.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Iterable
 from typing import Any, Final
 
 import orjson
 
 __all__ = ["parse_json"]
 
-# Values that read the same from both parsers; a container holding only these is passed
-# in one C-level check.
+# Values that read the same from both parsers.
 _PLAIN: Final = frozenset({str, int, bool, type(None)})
 # orjson reads integers outside [-2**63, 2**64) as floats; no such float is below this.
 _ROUNDED_INTEGER: Final = float(2**63)
@@ -51,9 +50,7 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     kind = type(value)
     if kind is dict:
-        values = value.values()
-        # A flat object (most tool arguments) passes the first check, without a call.
-        if _PLAIN.issuperset(map(type, values)) or _is_plain(values, _ORJSON_MAX_DEPTH):
+        if _is_plain(value.values(), _ORJSON_MAX_DEPTH):
             return value
     elif kind is list:
         if _is_plain(value, _ORJSON_MAX_DEPTH):
@@ -63,19 +60,22 @@ def parse_json(text: str) -> Any:
     return json.loads(text)
 
 
-def _is_plain(children: Collection[Any], depth: int) -> bool:
+def _is_plain(children: Iterable[Any], depth: int) -> bool:
     """Whether `children` (a container's values) read the same from both parsers, looking
-    `depth` levels of containers further down."""
-    if _PLAIN.issuperset(map(type, children)):
-        return True
+    `depth` levels of containers further down.
+
+    A plain loop: for the few values of a tool call it beats building a set of types.
+    """
     for child in children:
         kind = type(child)
+        if kind in _PLAIN:
+            continue
         if kind is dict:
             if depth == 0 or not _is_plain(child.values(), depth - 1):
                 return False
         elif kind is list:
             if depth == 0 or not _is_plain(child, depth - 1):
                 return False
-        elif kind is float and not -_ROUNDED_INTEGER < child < _ROUNDED_INTEGER:
+        elif not -_ROUNDED_INTEGER < child < _ROUNDED_INTEGER:  # a float
             return False
     return True
