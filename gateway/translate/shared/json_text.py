@@ -16,9 +16,10 @@ integers, booleans, nulls and floats of magnitude below 2**63, nested at most
 same text (both read strict RFC 8259 JSON, keep the last of repeated keys and round
 floats correctly, and an integer orjson could not hold would show as a large float).
 Anything else, including every text orjson refuses, is read again by `json.loads`, whose
-value or exception is returned. Tool arguments are nearly always such shallow values
-(paths, commands, code); checking deeper ones in Python would cost about what the
-standard library's own parse does. `tests/translate/test_json_text.py` holds the
+value or exception is returned (orjson's parse is then wasted: a fraction of the
+standard library's). Tool arguments are nearly always such shallow values (paths,
+commands, code); checking deeper ones in Python would cost about what the standard
+library's own parse does. `tests/translate/test_json_text.py` holds the
 cases where the two parsers differ and a differential fuzz.
 """
 
