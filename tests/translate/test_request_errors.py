@@ -319,6 +319,31 @@ TRANSLATION_ERRORS: list[tuple[str, dict[str, Any], type[GatewayError], str]] = 
         "messages[3].tool_calls[0].function.arguments",
     ),
     (
+        # The standard library runs out of recursion on it: a 400, not a 500.
+        "tool_call_json_nested_too_deeply",
+        {
+            "model": "m",
+            "messages": [
+                USER,
+                _assistant(_call(arguments='{"a": ' + "[" * 5000 + "]" * 5000 + "}")),
+            ],
+            "tools": [WEATHER],
+        },
+        InvalidRequestError,
+        "messages[1].tool_calls[0].function.arguments",
+    ),
+    (
+        # More digits than Python converts to an int (a ValueError): a 400, not a 500.
+        "tool_call_json_number_too_long",
+        {
+            "model": "m",
+            "messages": [USER, _assistant(_call(arguments='{"n": ' + "1" * 5000 + "}"))],
+            "tools": [WEATHER],
+        },
+        InvalidRequestError,
+        "messages[1].tool_calls[0].function.arguments",
+    ),
+    (
         "custom_tool_call",
         {
             "model": "m",
@@ -419,6 +444,54 @@ def test_the_translator_refuses(
     assert info.value.status == 400
     assert info.value.param == param
     assert info.value.to_openai()["error"]["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            '{"city": "Par',
+            "Tool call arguments must be a JSON object; this is not valid JSON "
+            "(Unterminated string starting at).",
+        ),
+        ("[1, 2]", "Tool call arguments must be a JSON object."),
+        ("NaN", "Tool call arguments must be a JSON object."),
+        (
+            '{"a": ' + "[" * 5000 + "]" * 5000 + "}",
+            "Tool call arguments must be a JSON object; this is nested too deeply to read.",
+        ),
+        (
+            '{"n": ' + "1" * 5000 + "}",
+            "Tool call arguments must be a JSON object; this holds a number too long to read.",
+        ),
+    ],
+)
+def test_tool_call_arguments_errors_say_why(arguments: str, message: str) -> None:
+    body = {"model": "m", "messages": [USER, _assistant(_call(arguments=arguments))]}
+    req = ChatCompletionRequest.model_validate({**body, "tools": [WEATHER]})
+    with pytest.raises(InvalidRequestError) as info:
+        openai_to_converse_request(req, model_id=ANTHROPIC)
+    assert info.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ("", {}),
+        (" \n\t", {}),
+        ('{"n": 18446744073709551616}', {"n": 18446744073709551616}),  # exact, not a float
+        ('{"s": "\\ud800"}', {"s": "\ud800"}),  # a lone surrogate, as json.loads reads it
+        ('{"a": {"b": [1, 2.5]}}', {"a": {"b": [1, 2.5]}}),
+    ],
+)
+def test_tool_call_arguments_are_read_as_json_loads_reads_them(
+    arguments: str, expected: dict[str, Any]
+) -> None:
+    body = {"model": "m", "messages": [USER, _assistant(_call(arguments=arguments))]}
+    req = ChatCompletionRequest.model_validate({**body, "tools": [WEATHER]})
+    call = openai_to_converse_request(req, model_id=ANTHROPIC)
+    (tool_use,) = [b["toolUse"] for b in call.request["messages"][1]["content"]]
+    assert tool_use["input"] == expected
 
 
 # A value each unsupported parameter must be refused for (its neutral values pass).

@@ -26,8 +26,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
 from gateway.errors import InvalidRequestError, UnsupportedParameterError
-from gateway.schemas.converse import ContentBlock, SystemContentBlock
-from gateway.schemas.openai import FilePart, ImagePart, InputAudioPart, RefusalPart, TextPart
+from gateway.schemas.converse import ContentBlock, SystemContentBlock, ToolResultContentBlock
+from gateway.schemas.openai import (
+    CacheControl,
+    FilePart,
+    ImagePart,
+    InputAudioPart,
+    RefusalPart,
+    TextPart,
+)
 from gateway.translate.openai_chat.image_parts import image_block
 from gateway.translate.shared.cache_points import CacheMarks, CachePoint, append_cache_point
 from gateway.translate.shared.documents import DocumentNames, document_block
@@ -56,28 +63,32 @@ class ContentParts:
             return [{"text": content}] if content.strip() else []
         blocks: list[ContentBlock] = []
         for j, part in enumerate(content):
-            param = f"messages[{index}].content[{j}]"
             match part:
                 case TextPart():
                     if part.text.strip():
                         blocks.append({"text": part.text})
                 case ImagePart():
                     image = image_block(
-                        part, param=param, images=self._images, max_bytes=self._max_image_bytes
+                        part,
+                        param=_part_param(index, j),
+                        images=self._images,
+                        max_bytes=self._max_image_bytes,
                     )
                     blocks.append({"image": image})
                 case FilePart():
-                    document = document_block(part.file, param=param, names=self._documents)
+                    document = document_block(
+                        part.file, param=_part_param(index, j), names=self._documents
+                    )
                     blocks.append({"document": document})
                 case InputAudioPart():
                     raise UnsupportedParameterError(
                         "Audio input is not supported: the Converse API takes no audio content.",
-                        param=param,
+                        param=_part_param(index, j),
                     )
                 case _:
                     assert_never(part)
-            if (point := self._cache.requested(part.cache_control, param)) is not None:
-                append_cache_point(blocks, point)
+            if part.cache_control is not None:
+                self._add_cache_point(blocks, part.cache_control, index, j)
         return blocks
 
     def assistant(
@@ -90,13 +101,12 @@ class ContentParts:
                 blocks.append({"text": content})
         else:
             for j, part in enumerate(content or ()):
-                param = f"messages[{index}].content[{j}]"
                 match part:
                     case TextPart():
                         if part.text.strip():
                             blocks.append({"text": part.text})
-                        if (point := self._cache.requested(part.cache_control, param)) is not None:
-                            append_cache_point(blocks, point)
+                        if part.cache_control is not None:
+                            self._add_cache_point(blocks, part.cache_control, index, j)
                     case RefusalPart():
                         if part.refusal.strip():
                             blocks.append({"text": part.refusal})
@@ -104,11 +114,11 @@ class ContentParts:
                         raise InvalidRequestError(
                             "Images and files can only be sent in user messages; Bedrock "
                             "refuses them in assistant turns.",
-                            param=param,
+                            param=_part_param(index, j),
                         )
                     case _:
                         assert_never(part)
-        if not any("text" in block for block in blocks) and refusal and refusal.strip():
+        if refusal and refusal.strip() and not any("text" in block for block in blocks):
             blocks.insert(0, {"text": refusal})
         return blocks
 
@@ -120,19 +130,29 @@ class ContentParts:
         for j, part in enumerate(content):
             if part.text.strip():
                 blocks.append({"text": part.text})
-            point = self._cache.requested(part.cache_control, f"messages[{index}].content[{j}]")
-            if point is not None:
-                append_cache_point(blocks, point)
+            if part.cache_control is not None:
+                self._add_cache_point(blocks, part.cache_control, index, j)
         return blocks
 
     def tool_result(
         self, content: str | Sequence[TextPart], index: int
-    ) -> tuple[list[str], CachePoint | None]:
-        """The non-blank texts of a tool message, and the cache point it asks for, if any."""
+    ) -> tuple[list[ToolResultContentBlock], CachePoint | None]:
+        """The non-blank text blocks of a tool message, and the cache point it asks for."""
         if isinstance(content, str):
-            return ([content] if content.strip() else []), None
+            return ([{"text": content}] if content.strip() else []), None
         cached: CachePoint | None = None
         for j, part in enumerate(content):
-            param = f"messages[{index}].content[{j}]"
-            cached = self._cache.requested(part.cache_control, param) or cached
-        return [part.text for part in content if part.text.strip()], cached
+            if part.cache_control is not None:
+                cached = self._cache.requested(part.cache_control, _part_param(index, j))
+        return [{"text": part.text} for part in content if part.text.strip()], cached
+
+    def _add_cache_point(
+        self, blocks: list[Any], control: CacheControl, index: int, position: int
+    ) -> None:
+        """The cache point part `position` of message `index` asks for, after `blocks`."""
+        append_cache_point(blocks, self._cache.requested(control, _part_param(index, position)))
+
+
+def _part_param(index: int, position: int) -> str:
+    """The JSON path of a content part, built only when it is needed (errors, cache marks)."""
+    return f"messages[{index}].content[{position}]"

@@ -27,7 +27,7 @@ from typing import Final
 
 from gateway.errors import InvalidRequestError
 from gateway.schemas.converse import ImageBlock
-from gateway.schemas.openai import ImagePart, Message, UserMessage
+from gateway.schemas.openai import ImagePart, Message
 from gateway.translate.shared.images import ImageFormat, image_from_data_url
 
 __all__ = ["REMOTE_SCHEMES", "UnfetchedImageError", "image_block", "remote_image_urls"]
@@ -65,7 +65,8 @@ def remote_image_urls(messages: Sequence[Message]) -> list[tuple[str, str]]:
     """
     found: dict[str, str] = {}
     for i, message in enumerate(messages):
-        if not isinstance(message, UserMessage) or isinstance(message.content, str):
+        # `role` picks the class (a missed isinstance costs more through pydantic's metaclass).
+        if message.role != "user" or isinstance(message.content, str):
             continue
         for j, part in enumerate(message.content):
             if isinstance(part, ImagePart) and _scheme(part.image_url.url) in REMOTE_SCHEMES:

@@ -59,16 +59,7 @@ from gateway.schemas.converse import (
     SystemContentBlock,
     ToolResultContentBlock,
 )
-from gateway.schemas.openai import (
-    AssistantMessage,
-    CustomToolCall,
-    DeveloperMessage,
-    FunctionMessage,
-    FunctionToolCall,
-    SystemMessage,
-    ToolMessage,
-    UserMessage,
-)
+from gateway.schemas.openai import AssistantMessage
 from gateway.schemas.openai import Message as OpenAIMessage
 from gateway.translate.openai_chat.content import ContentParts
 from gateway.translate.shared.cache_points import (
@@ -76,6 +67,7 @@ from gateway.translate.shared.cache_points import (
     append_cache_point,
     without_repeated_cache_points,
 )
+from gateway.translate.shared.json_text import parse_json
 from gateway.translate.shared.reasoning import reasoning_blocks
 from gateway.translate.shared.tools import ToolNames, bedrock_identifier
 
@@ -108,35 +100,43 @@ def convert_messages(
     system: list[SystemContentBlock] = []
     turns = _Turns()
     for i, message in enumerate(messages):
-        match message:
-            case SystemMessage() | DeveloperMessage():
-                system.extend(parts.system(message.content, i))
-            case UserMessage():
-                blocks = parts.user(message.content, i)
-                if not blocks:
-                    raise InvalidRequestError(
-                        "A user message must not be empty; Bedrock rejects blank content.",
-                        param=f"messages[{i}].content",
-                    )
-                turns.add_user(blocks)
-            case AssistantMessage():
-                blocks = _assistant_blocks(
-                    message, i, names, parts=parts, tools_offered=tools_offered
+        # By `role`, the union's discriminator: a string comparison where a class pattern
+        # that misses costs an isinstance call through pydantic's metaclass. The roles of an
+        # agent's history come first.
+        if message.role == "tool":
+            content, cached = parts.tool_result(message.content, i)
+            if tools_offered:
+                turns.add_tool_result(message.tool_call_id, content)
+            else:
+                turns.add_user([{"text": _result_as_text(message.tool_call_id, content)}])
+            if cached is not None:
+                turns.add_cache_point(cached)
+        elif message.role == "user":
+            blocks = parts.user(message.content, i)
+            if not blocks:
+                raise InvalidRequestError(
+                    "A user message must not be empty; Bedrock rejects blank content.",
+                    param=f"messages[{i}].content",
                 )
-                if blocks and keep_reasoning:
+            turns.add_user(blocks)
+        elif message.role == "assistant":
+            blocks, tool_use_ids = _assistant_blocks(
+                message, i, names, turns.tool_use_ids, parts=parts, tools_offered=tools_offered
+            )
+            if blocks:
+                if keep_reasoning:
                     blocks[:0] = reasoning_blocks(message, i)
-                if blocks:
-                    turns.add_assistant(blocks)
-            case ToolMessage():
-                _add_tool_result(turns, message, i, parts=parts, tools_offered=tools_offered)
-            case FunctionMessage():
-                raise UnsupportedParameterError(
-                    "The legacy 'function' role is not supported; send the result as a "
-                    "'tool' message answering a tool call.",
-                    param=f"messages[{i}].role",
-                )
-            case _:
-                assert_never(message)
+                turns.add_assistant(blocks, tool_use_ids)
+        elif message.role == "system" or message.role == "developer":
+            system.extend(parts.system(message.content, i))
+        elif message.role == "function":
+            raise UnsupportedParameterError(
+                "The legacy 'function' role is not supported; send the result as a "
+                "'tool' message answering a tool call.",
+                param=f"messages[{i}].role",
+            )
+        else:
+            assert_never(message)
     result = turns.finish()
     if not result:
         raise InvalidRequestError(
@@ -153,14 +153,28 @@ def convert_messages(
     return Conversation(system=system, messages=result, has_tool_blocks=turns.has_tool_blocks)
 
 
+class _ToolUseIds(dict[str, str]):
+    """Client tool-call id -> Bedrock tool-use id, each worked out once per request.
+
+    Every id is looked up twice, for the call and for its result.
+    """
+
+    def __missing__(self, tool_call_id: str) -> str:
+        tool_use_id = self[tool_call_id] = bedrock_identifier(tool_call_id)
+        return tool_use_id
+
+
 class _Turns:
     """Alternating turns, pairing each tool result with the call just before it."""
 
     def __init__(self) -> None:
         self._turns: list[Message] = []
+        # The content of the last turn while it is a user turn, else None.
+        self._user: list[ContentBlock] | None = None
         self._expected: dict[str, None] = {}  # toolUse ids of the last assistant turn
         self._answered: set[str] = set()
         self.has_tool_blocks = False
+        self.tool_use_ids = _ToolUseIds()
 
     def add_user(self, blocks: list[ContentBlock]) -> None:
         self._user_content().extend(blocks)
@@ -168,11 +182,12 @@ class _Turns:
     def add_cache_point(self, point: CachePoint) -> None:
         append_cache_point(self._user_content(), point)
 
-    def add_tool_result(self, tool_call_id: str, texts: list[str]) -> None:
-        tool_use_id = bedrock_identifier(tool_call_id)
+    def add_tool_result(self, tool_call_id: str, content: list[ToolResultContentBlock]) -> None:
+        """A tool message's text blocks: a `toolResult` answering the call just before, or
+        text when there is no such call."""
+        tool_use_id = self.tool_use_ids[tool_call_id]
         if tool_use_id in self._expected and tool_use_id not in self._answered:
             self._answered.add(tool_use_id)
-            content: list[ToolResultContentBlock] = [{"text": text} for text in texts]
             self._user_content().append(
                 {
                     "toolResult": {
@@ -182,63 +197,85 @@ class _Turns:
                 }
             )
         else:
-            self._user_content().append({"text": _result_as_text(tool_call_id, texts)})
+            self._user_content().append({"text": _result_as_text(tool_call_id, content)})
 
-    def add_assistant(self, blocks: list[ContentBlock]) -> None:
+    def add_assistant(self, blocks: list[ContentBlock], tool_use_ids: dict[str, None]) -> None:
+        """An assistant turn's `blocks`, whose `toolUse` blocks carry `tool_use_ids`."""
         self._close_tool_round()
-        if self._turns and self._turns[-1]["role"] == "assistant":
+        if self._turns and self._user is None:
             self._turns[-1]["content"].extend(blocks)
         else:
             self._turns.append({"role": "assistant", "content": blocks})
-        self._expected = {b["toolUse"]["toolUseId"]: None for b in blocks if "toolUse" in b}
-        self.has_tool_blocks = self.has_tool_blocks or bool(self._expected)
+            self._user = None
+        self._expected = tool_use_ids
+        if tool_use_ids:
+            self.has_tool_blocks = True
 
     def finish(self) -> list[Message]:
         self._close_tool_round()
         return self._turns
 
     def _close_tool_round(self) -> None:
-        if not self._expected:
+        expected = self._expected
+        if not expected:
             return
         content = self._user_content()
-        content.extend(
-            {
-                "toolResult": {
-                    "toolUseId": tool_use_id,
-                    "content": [{"text": NO_RESULT_TEXT}],
-                    "status": "error",
-                }
-            }
-            for tool_use_id in self._expected
-            if tool_use_id not in self._answered
-        )
-        # Results first: Bedrock reads the blocks before the first non-result as answers.
-        content.sort(key=lambda block: "toolResult" not in block)
-        # The move can bring a result's cache point next to one that followed user text.
-        content[:] = without_repeated_cache_points(content)
+        answered = self._answered
+        if len(answered) < len(expected):  # answered only holds expected ids
+            content.extend(
+                [
+                    {
+                        "toolResult": {
+                            "toolUseId": tool_use_id,
+                            "content": [{"text": NO_RESULT_TEXT}],
+                            "status": "error",
+                        }
+                    }
+                    for tool_use_id in expected
+                    if tool_use_id not in answered
+                ]
+            )
+        if _needs_tidying(content):
+            # Results first: Bedrock reads the blocks before the first non-result as answers.
+            content.sort(key=_is_not_result)
+            # The move can bring a result's cache point next to one that followed user text.
+            content[:] = without_repeated_cache_points(content)
         self._expected = {}
-        self._answered = set()
+        if answered:
+            self._answered = set()
 
     def _user_content(self) -> list[ContentBlock]:
-        if not self._turns or self._turns[-1]["role"] != "user":
-            self._turns.append({"role": "user", "content": []})
-        return self._turns[-1]["content"]
+        content = self._user
+        if content is None:
+            content = self._user = []
+            self._turns.append({"role": "user", "content": content})
+        return content
 
 
-def _add_tool_result(
-    turns: _Turns, message: ToolMessage, index: int, *, parts: ContentParts, tools_offered: bool
-) -> None:
-    texts, cached = parts.tool_result(message.content, index)
-    if tools_offered:
-        turns.add_tool_result(message.tool_call_id, texts)
-    else:
-        turns.add_user([{"text": _result_as_text(message.tool_call_id, texts)}])
-    if cached is not None:
-        turns.add_cache_point(cached)
+def _is_not_result(block: ContentBlock) -> bool:
+    return "toolResult" not in block
 
 
-def _result_as_text(tool_call_id: str, texts: list[str]) -> str:
-    return f"[tool result for call {tool_call_id}]\n" + ("\n".join(texts) or EMPTY_RESULT_TEXT)
+def _needs_tidying(content: list[ContentBlock]) -> bool:
+    """Whether sorting the results first, then dropping repeated cache points, would change
+    `content`: a result follows another block, or there is a cache point at all. A round
+    answered in order (the common case) then costs one pass instead of a sort and a copy.
+    """
+    other = False
+    for block in content:
+        if "toolResult" in block:
+            if other:
+                return True
+        elif "cachePoint" in block:
+            return True
+        else:
+            other = True
+    return False
+
+
+def _result_as_text(tool_call_id: str, content: list[ToolResultContentBlock]) -> str:
+    text = "\n".join([block["text"] for block in content])
+    return f"[tool result for call {tool_call_id}]\n" + (text or EMPTY_RESULT_TEXT)
 
 
 # -- assistant content ---------------------------------------------------------------------
@@ -248,57 +285,69 @@ def _assistant_blocks(
     message: AssistantMessage,
     index: int,
     names: ToolNames,
+    tool_use_ids: _ToolUseIds,
     *,
     parts: ContentParts,
     tools_offered: bool,
-) -> list[ContentBlock]:
+) -> tuple[list[ContentBlock], dict[str, None]]:
+    """The message's blocks, and the Bedrock ids of its `toolUse` blocks, in order."""
     if message.function_call is not None:
         raise UnsupportedParameterError(
             "The legacy 'function_call' field is not supported; send 'tool_calls'.",
             param=f"messages[{index}].function_call",
         )
     blocks = parts.assistant(message.content, message.refusal, index)
+    expected: dict[str, None] = {}
     for j, call in enumerate(message.tool_calls or ()):
-        param = f"messages[{index}].tool_calls[{j}]"
-        match call:
-            case FunctionToolCall() if tools_offered:
-                blocks.append(
-                    {
-                        "toolUse": {
-                            "toolUseId": bedrock_identifier(call.id),
-                            "name": names.bedrock(call.function.name),
-                            "input": _arguments(
-                                call.function.arguments, f"{param}.function.arguments"
-                            ),
-                        }
+        if call.type == "custom":  # by the discriminator, like the roles above
+            raise UnsupportedParameterError(
+                "Custom tool calls are not supported on Bedrock.",
+                param=f"messages[{index}].tool_calls[{j}]",
+            )
+        function = call.function
+        if tools_offered:
+            tool_use_id = tool_use_ids[call.id]
+            blocks.append(
+                {
+                    "toolUse": {
+                        "toolUseId": tool_use_id,
+                        "name": names.bedrock(function.name),
+                        "input": _arguments(function.arguments, index, j),
                     }
-                )
-            case FunctionToolCall():
-                text = f"[tool call {call.id}: {call.function.name}({call.function.arguments})]"
-                blocks.append({"text": text})
-            case CustomToolCall():
-                raise UnsupportedParameterError(
-                    "Custom tool calls are not supported on Bedrock.", param=param
-                )
-            case _:
-                assert_never(call)
-    return blocks
+                }
+            )
+            expected[tool_use_id] = None
+        else:
+            blocks.append({"text": f"[tool call {call.id}: {function.name}({function.arguments})]"})
+    return blocks, expected
 
 
-def _arguments(arguments: str, param: str) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}
+def _arguments(arguments: str, index: int, position: int) -> dict[str, Any]:
+    """The arguments of tool call `position` of message `index` as a JSON object.
+
+    Empty (or blank) arguments mean `{}`. The text is read as `json.loads` reads it
+    (`parse_json`), so that NaN, big integers and lone surrogates keep their meaning;
+    what it cannot read is a 400 naming the arguments, deep nesting and overlong integers
+    included (`json.loads` raises RecursionError and a plain ValueError for those).
+    """
     try:
-        value = json.loads(arguments)
+        value = parse_json(arguments)
     except json.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"Tool call arguments must be a JSON object; this is not valid JSON ({exc.msg}).",
-            param=param,
-        ) from None
-    except RecursionError:  # the parser's own stack limit: text nested ~1000 levels deep
-        raise InvalidRequestError(
-            "Tool call arguments nest too deeply to be sent to Bedrock.", param=param
-        ) from None
+        if not arguments.strip():
+            return {}
+        raise _arguments_error(f"this is not valid JSON ({exc.msg})", index, position) from None
+    except ValueError:  # more digits than Python converts to an int
+        raise _arguments_error("this holds a number too long to read", index, position) from None
+    except RecursionError:
+        raise _arguments_error("this is nested too deeply to read", index, position) from None
     if not isinstance(value, dict):
-        raise InvalidRequestError("Tool call arguments must be a JSON object.", param=param)
+        raise _arguments_error(None, index, position)
     return value
+
+
+def _arguments_error(reason: str | None, index: int, position: int) -> InvalidRequestError:
+    message = "Tool call arguments must be a JSON object"
+    return InvalidRequestError(
+        f"{message}; {reason}." if reason else f"{message}.",
+        param=f"messages[{index}].tool_calls[{position}].function.arguments",
+    )

@@ -68,9 +68,7 @@ from gateway.errors import InvalidRequestError, UnsupportedParameterError
 from gateway.schemas.converse import Tool, ToolChoice, ToolConfiguration, ToolSpecification
 from gateway.schemas.openai import (
     AllowedToolsChoice,
-    AssistantMessage,
     ChatCompletionRequest,
-    CustomTool,
     FunctionTool,
     FunctionToolCall,
     NamedCustomToolChoice,
@@ -85,6 +83,7 @@ __all__ = [
     "ToolNames",
     "bedrock_identifier",
     "function_tools",
+    "is_bedrock_identifier",
     "request_tool_names",
     "tool_config",
 ]
@@ -103,12 +102,28 @@ TOOL_CHOICE_MODES: Final[Mapping[str, ToolChoice | None]] = {
 }
 
 
+def is_bedrock_identifier(value: str) -> bool:
+    """Whether Bedrock accepts `value` as a tool name or tool-use id as it is.
+
+    Most names and ids are ASCII Python identifiers (`call_...`, `toolu_...`, `read_file`),
+    which three string methods confirm in a fraction of the regular expression's time;
+    the expression decides the rest (hyphens, leading digits, anything invalid).
+    """
+    if value.isidentifier() and value.isascii() and len(value) <= 64:
+        return True
+    return _VALID_IDENTIFIER.fullmatch(value) is not None
+
+
 def bedrock_identifier(value: str, *, attempt: int = 0) -> str:
     """`value` if Bedrock accepts it as a tool name or tool-use id, else a stable stand-in.
 
     `attempt` > 0 derives another stand-in for the rare name whose first one is taken.
     """
-    if attempt == 0 and _VALID_IDENTIFIER.fullmatch(value):
+    if attempt == 0 and (
+        # is_bedrock_identifier, its fast half inline: this runs for every tool-call id.
+        (value.isidentifier() and value.isascii() and len(value) <= 64)
+        or _VALID_IDENTIFIER.fullmatch(value)
+    ):
         return value
     seed = value if attempt == 0 else f"{value}#{attempt}"
     digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:_DIGEST_LENGTH]
@@ -123,11 +138,15 @@ class ToolNames:
     """
 
     def __init__(self, names: Iterable[str]) -> None:
-        unique = list(dict.fromkeys(names))
-        self._taken = {name for name in unique if _VALID_IDENTIFIER.fullmatch(name)}
+        unique = dict.fromkeys(names)
+        self._taken = {name for name in unique if is_bedrock_identifier(name)}
+        # Valid names stay as they are; only the others need a stand-in.
         self._bedrock: dict[str, str] = {}
         for name in unique:
-            self.bedrock(name)
+            if name in self._taken:
+                self._bedrock[name] = name
+            else:
+                self.bedrock(name)
 
     def bedrock(self, name: str) -> str:
         """The Bedrock name for the client's `name`."""
@@ -170,18 +189,19 @@ def function_tools(tools: Sequence[OpenAITool] | None) -> list[FunctionTool]:
     result: list[FunctionTool] = []
     seen: set[str] = set()
     for i, tool in enumerate(tools or ()):
-        if isinstance(tool, CustomTool):
+        if tool.type == "custom":  # the discriminator: cheaper than a missed isinstance
             raise UnsupportedParameterError(
                 "Custom (free-form) tools are not supported on Bedrock; "
                 "declare a function tool with a JSON schema instead.",
                 param=f"tools[{i}]",
             )
-        if tool.function.name in seen:
+        name = tool.function.name
+        if name in seen:
             raise InvalidRequestError(
-                f"Tool names must be unique; '{tool.function.name}' is declared twice.",
+                f"Tool names must be unique; '{name}' is declared twice.",
                 param=f"tools[{i}].function.name",
             )
-        seen.add(tool.function.name)
+        seen.add(name)
         result.append(tool)
     return result
 
@@ -192,12 +212,11 @@ def request_tool_names(req: ChatCompletionRequest, tools: Sequence[FunctionTool]
     if isinstance(req.tool_choice, NamedToolChoice):
         names.append(req.tool_choice.function.name)
     for message in req.messages:
-        if isinstance(message, AssistantMessage):
-            names.extend(
-                call.function.name
-                for call in message.tool_calls or ()
-                if isinstance(call, FunctionToolCall)
-            )
+        # `role` picks the class (a missed isinstance costs more through pydantic's metaclass).
+        if message.role == "assistant" and message.tool_calls:
+            for call in message.tool_calls:
+                if isinstance(call, FunctionToolCall):
+                    names.append(call.function.name)
     return names
 
 
@@ -217,9 +236,10 @@ def tool_config(
     definitions: list[Tool] = []
     for i, tool in enumerate(tools):
         definitions.append(_tool(tool, i, names, strict_tools=strict_tools))
-        point = cache.requested(tool.cache_control, f"tools[{i}]")
-        if point is not None:
-            definitions.append(point)  # type: ignore[arg-type]
+        if tool.cache_control is not None:
+            point = cache.requested(tool.cache_control, f"tools[{i}]")
+            if point is not None:
+                definitions.append(point)  # type: ignore[arg-type]
     config: ToolConfiguration = {"tools": definitions}
     if choice is not None:
         config["toolChoice"] = choice
