@@ -57,7 +57,7 @@ async def read_json(
         raise RequestTimeoutError(
             f"The request body did not arrive within {timeout_s:g} s."
         ) from None
-    raw = b"".join(chunks)
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # most bodies: one chunk
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -967,7 +967,8 @@ def profile_gateway(
 ) -> None:
     """py-spy over the 1-worker gateway under each load (not part of the measured figures).
 
-    Two profiles per load: `<load>.txt` (`--native`, raw stacks: C time in uvloop,
+    Loads: small chat completions, agent-sized ones (`agent.py`), streams. Two profiles
+    per load: `<load>.txt` (`--native`, raw stacks: C time in uvloop,
     httptools, json, GC and OpenSSL shows as such; summarise it with `profile_summary`)
     and `<load>.svg` (a Python-only flame graph to browse).
     """
@@ -1004,6 +1005,10 @@ def profile_gateway(
         lambda: run_wrk(settings, gateway_url, bodies.chat, authorization=auth, duration=seconds),
     )
     record(
+        "agent",
+        lambda: run_wrk(settings, gateway_url, bodies.agent, authorization=auth, duration=seconds),
+    )
+    record(
         "streaming",
         lambda: run_async(
             stream_load(
@@ -1016,7 +1021,7 @@ def profile_gateway(
     )
     results.notes.append(
         f"profiles in {out}; summary: python -m tests.benchmarks.profile_summary "
-        f"{out}/nonstreaming.txt {out}/streaming.txt"
+        f"{out}/nonstreaming.txt {out}/agent.txt {out}/streaming.txt"
     )
 
 
