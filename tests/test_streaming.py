@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from starlette.types import Message
 
 from gateway.config import GatewayConfig
@@ -158,3 +159,62 @@ def test_a_new_request_goes_ahead_of_the_bursts_of_busy_streams(monkeypatch: Any
     # (8 x 5 = 40 events); through the lane, about one stream per turn did.
     assert during <= probe_turns + 1, during
     assert CountedEvents.taken == busy * (len(converse_events(200)) - 1)
+
+
+class FailingEvents(EventList):
+    """A stream that breaks in a way that is not a `BedrockError` (a parser bug, say)."""
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        yield self.events[0]
+        raise RuntimeError("unparseable frame")
+
+
+def test_an_unexpected_failure_ends_the_response_instead_of_hanging() -> None:
+    """It used to kill the producer alone, and the writer waited for the client to leave."""
+    events = converse_events(3)
+    upstream = FailingEvents(events[1:])
+    response, _ = sse_response(upstream, events[0], SliceLane())
+    bodies: list[Message] = []
+
+    async def send(message: Message) -> None:
+        bodies.append(message)
+
+    async def main() -> None:
+        await asyncio.wait_for(response({"type": "http"}, never_disconnects, send), 5)
+
+    with pytest.raises(RuntimeError, match="unparseable frame"):
+        asyncio.run(main())
+    # The handler records it as an internal error; the body never says it ended well.
+    assert all(message.get("more_body", True) for message in bodies)
+    assert upstream.closed
+
+
+def test_a_client_that_stops_reading_stops_the_reads_from_bedrock() -> None:
+    """What piles up is bounded: a burst the writer holds back (up to 64 KiB), then a
+    bounded number of chunks behind the write that waits; then the producer waits."""
+    events = converse_events(WORDS)
+    upstream = CountedEvents(events[1:])
+    CountedEvents.taken = 0
+    response, _ = sse_response(upstream, events[0], SliceLane())
+    stalled = asyncio.Event()
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body" and message["more_body"]:
+            if stalled.is_set():
+                await asyncio.Event().wait()  # the client's window is full, for ever
+            stalled.set()
+
+    async def main() -> int:
+        task = asyncio.ensure_future(response({"type": "http"}, never_disconnects, send))
+        for _ in range(200):
+            await asyncio.sleep(0)
+        taken = CountedEvents.taken
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return taken
+
+    taken = asyncio.run(main())
+    smallest_chunk = 150  # bytes, for this stream's chunks
+    held = streaming._COALESCE_BYTES // smallest_chunk + 1
+    assert taken <= held + 2 * streaming._QUEUE_CHUNKS < WORDS, taken
+    assert upstream.closed

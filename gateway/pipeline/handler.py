@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive, Scope, Send
@@ -70,7 +71,9 @@ class SurfaceEndpoint:
             headers=scope["headers"],
         )
         response_started = False
-        write_timeout_s = runtime.config.server.write_timeout_s
+        # uvicorn's send waits while the socket's buffer is full: a client that stops
+        # reading would hold the request (and its Bedrock stream) for ever.
+        bounded = _BoundedSend(send, runtime.config.server.write_timeout_s)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal response_started
@@ -79,11 +82,8 @@ class SurfaceEndpoint:
                 ctx.status = message["status"]
                 await send(message)
                 return
-            # uvicorn's send waits while the socket's buffer is full: a client that stops
-            # reading would hold the request (and its Bedrock stream) for ever.
             try:
-                async with asyncio.timeout(write_timeout_s):
-                    await send(message)
+                await bounded(message)
             except TimeoutError:
                 ctx.error_type = "client_write_timeout"
                 raise ClientDisconnect() from None
@@ -136,10 +136,67 @@ class SurfaceEndpoint:
                     surface.error_status(internal),
                 )
         finally:
+            bounded.close()
             if slot is not None:
                 slot.release()
             ctx.latency_ms = round((time.perf_counter() - ctx.started) * 1000, 3)
             finish(gateway, ctx)
+
+
+class _BoundedSend:
+    """`send`, each call failing with `TimeoutError` once it has waited `timeout_s`.
+
+    `asyncio.timeout` around every send cost a timer per write (a `TimerHandle` pushed on
+    the loop's heap and cancelled again, dozens per stream), though a send that does not
+    find the socket's buffer full returns without waiting at all. Here one timer serves a
+    whole response: set at its first send, it notes when the send in progress started
+    (a clock read per send) and, when it fires, fails that send if it is overdue, or sets
+    itself for that send's deadline; with no send in progress it lapses until the next.
+    """
+
+    __slots__ = ("_expired", "_loop", "_send", "_started", "_task", "_timeout_s", "_timer")
+
+    def __init__(self, send: Send, timeout_s: float) -> None:
+        self._send = send
+        self._timeout_s = timeout_s
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._started: float | None = None  # loop time the send in progress started
+        self._task: asyncio.Task[Any] | None = None  # the task making it
+        self._expired = False  # we cancelled that task, for being too slow
+
+    async def __call__(self, message: Message) -> None:
+        task = self._task = asyncio.current_task()
+        started = self._started = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(started + self._timeout_s, self._check)
+        try:
+            await self._send(message)
+        except asyncio.CancelledError:
+            if self._expired and task is not None and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise  # cancelled by someone else (as well)
+        finally:
+            self._started = None
+            self._expired = False
+
+    def close(self) -> None:
+        """The response is over: no timer outlives it."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        self._timer = None
+        started, task = self._started, self._task
+        if started is None or task is None:
+            return  # no send waits: the next one sets the timer again
+        deadline = started + self._timeout_s
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._check)
+        elif not task.cancelling():  # (a task already being cancelled is ending anyway)
+            self._expired = True
+            task.cancel()
 
 
 async def _send_error(send: Send, error: GatewayError, body: bytes, status: int) -> None:

@@ -8,7 +8,7 @@ Why not starlette's `StreamingResponse`: this response must own the Bedrock stre
 it is closed on every path (finished, failed, client gone, server shutting down), and it
 must settle the request's usage from what the encoder saw. uvicorn speaks ASGI 2.3,
 where a send after the client left is silently dropped, so the client's departure is
-noticed by a second task that waits for `http.disconnect` and stops the pump at once: the
+noticed by a second task that waits for `http.disconnect` and stops the writer at once: the
 upstream connection is dropped instead of read to the end.
 
 Back-pressure comes for free: uvicorn's `send` waits while the socket's write buffer is
@@ -83,7 +83,8 @@ class StreamEncoder(Protocol):
 
 logger = logging.getLogger("gateway")
 
-# At most this many encoded chunks wait for the client (about a screenful of text).
+# At most this many encoded chunks pile up while a write waits for the client (about a
+# screenful of text).
 _QUEUE_CHUNKS = 64
 
 # The longest a stream's producer runs before it lets the event loop serve others. One
@@ -127,33 +128,65 @@ class SSEResponse:
         self._ctx = ctx
         self._headers = [*_SSE_HEADERS, *((k.encode(), v.encode()) for k, v in headers.items())]
         self._estimate_input_tokens = estimate_input_tokens
+        # Between the producer (Bedrock events in, bytes out) and the writer (bytes to the
+        # client): a list and two futures, not an `asyncio.Queue`, whose put and get cost
+        # a coroutine and a handful of calls per event while the writer takes everything
+        # waiting at once anyway.
+        self._parts: list[bytes] = []  # translated, not yet sent
+        self._size = 0  # their bytes
+        self._ended = False  # the producer is done: `_parts` holds the last of the body
+        self._failure: Exception | None = None  # what the producer died of, unexpectedly
         # True while the producer yields the loop in the middle of a burst of events.
         self._bursting = False
+        self._writer_waits: asyncio.Future[None] | None = None  # for parts, or the end
+        # While a write waits for the client, at most `_QUEUE_CHUNKS` parts pile up behind
+        # it: then the producer waits for the writer to take them.
+        self._sending = False
+        self._producer_waits: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pump: asyncio.Future[None] | None = None
-        watcher: asyncio.Future[None] | None = None
-        disconnected = False
+        # This task writes; one task produces, one watches for the client leaving and then
+        # cancels this one (the shape of `asyncio.timeout`, as in `Upstream`): no third task
+        # to write and no `asyncio.wait` race between them.
+        writer = asyncio.current_task()
+        assert writer is not None, "called outside a task"
+        producer: asyncio.Task[None] | None = None
+        watcher: asyncio.Task[None] | None = None
+        writing = disconnected = client_left = False
+
+        def on_watcher_done(watcher: asyncio.Task[None]) -> None:
+            nonlocal client_left
+            if watcher.cancelled():
+                return
+            watcher.exception()  # a failing receive() too means nobody is reading any more
+            if writing:
+                client_left = True
+                writer.cancel()
+
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-            # The first content goes out from here, not from the pump task: a new task
+            # The first content goes out from here, not from another task: a new task
             # starts a turn of the event loop later, and under load a turn is milliseconds.
             await self._send_prefetched(send)
-            pump = asyncio.ensure_future(self._pump(send))
+            producer = asyncio.ensure_future(self._produce())
             watcher = asyncio.ensure_future(wait_for_disconnect(receive))
-            await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
-            if not pump.done():
+            watcher.add_done_callback(on_watcher_done)
+            writing = True
+            try:
+                await self._write(send)
+            except asyncio.CancelledError:
+                if not client_left or writer.uncancel() > 0:
+                    raise  # we are being cancelled ourselves (shutdown)
                 disconnected = True
-                pump.cancel()
-            # Let the pump unwind (its own cleanup is synchronous, so this is prompt).
-            await asyncio.wait((pump,))
-            if not pump.cancelled():
-                pump.result()
         finally:
+            writing = False
             if watcher is not None:
                 watcher.cancel()
-            if pump is not None and not pump.done():  # we were cancelled (shutdown)
-                pump.cancel()
+            if producer is not None and not producer.done():
+                producer.cancel()
+                # Let it unwind before the stream is closed under it (its own cleanup is
+                # synchronous, so this is prompt).
+                await asyncio.wait((producer,))
             await self._close_upstream()
             self._settle(disconnected)
             if watcher is not None:
@@ -169,50 +202,61 @@ class SSEResponse:
             await send({"type": "http.response.body", "body": head, "more_body": True})
             self._first_content()
 
-    async def _pump(self, send: Send) -> None:
+    async def _write(self, send: Send) -> None:
         """Send what the producer translated, everything that is waiting in one write.
 
         When Bedrock's events arrive together (a burst, or a fast model), one write per event
         was most of a stream's cost (a syscall each); when they arrive paced, each still goes
-        out as soon as it is translated. The queue is bounded, so a slow client slows the
-        reads from Bedrock instead of filling memory.
+        out as soon as it is translated. While a write waits for a slow client, at most
+        `_QUEUE_CHUNKS` pile up behind it, so the client slows the reads from Bedrock
+        instead of filling memory.
         """
-        # None in the queue marks the end of the body.
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_CHUNKS)
-        producer = asyncio.ensure_future(self._produce(queue))
-        parts: list[bytes] = []
-        size = 0
-        try:
-            while True:
-                item = await queue.get()
-                while item is not None:
-                    parts.append(item)
-                    size += len(item)
-                    if queue.empty():
-                        break
-                    item = queue.get_nowait()
-                last = item is None
-                if not last and (size == 0 or (self._bursting and size < _COALESCE_BYTES)):
-                    # Nothing to send, or the producer only paused between events it already
-                    # holds: it wakes us again when it resumes, so send its burst at once.
-                    continue
+        loop = asyncio.get_running_loop()
+        ctx = self._ctx
+        while True:
+            if not self._ended and (
+                not self._parts or (self._bursting and self._size < _COALESCE_BYTES)
+            ):
+                # Nothing to send, or the producer only paused between events it already
+                # holds: it wakes us again when it resumes, so send its burst at once.
+                self._writer_waits = loop.create_future()
+                await self._writer_waits
+                continue
+            if self._failure is not None:
+                raise self._failure  # the body cannot end well: the connection is dropped
+            parts = self._parts
+            last = self._ended
+            self._parts = []
+            self._size = 0
+            self._wake_producer()
+            self._sending = True
+            try:
                 await send(
                     {"type": "http.response.body", "body": b"".join(parts), "more_body": not last}
                 )
-                parts.clear()
-                size = 0
-                if self._ctx.ttft_ms is None:
-                    self._first_content()
-                if last:
-                    return
-        finally:
-            if not producer.done():
-                producer.cancel()
-            await asyncio.wait((producer,))
+            finally:
+                self._sending = False
+            if ctx.ttft_ms is None:
+                self._first_content()
+            if last:
+                return
 
-    async def _produce(self, queue: asyncio.Queue[bytes | None]) -> None:
+    async def _produce(self) -> None:
+        """Translate the events into `_parts` until the stream ends, then mark the end."""
+        try:
+            last = await self._translate()
+            self._parts.append(last)  # (the writer swaps the list: look it up after)
+        except Exception as exc:
+            # Not Bedrock's kind of failure (a parser or encoder bug): the writer raises it,
+            # and the request ends as an internal error instead of waiting for ever.
+            self._failure = exc
+        finally:
+            self._ended = True
+            self._wake_writer()
+
+    async def _translate(self) -> bytes:
+        """Every event's bytes into `_parts`; returns the last bytes of the body."""
         encoder = self._encoder
-        ctx = self._ctx
         clock = time.perf_counter
         slice_started = done = clock()
         try:
@@ -225,28 +269,46 @@ class SSEResponse:
                     slice_started = now
                 data = encoder.feed(event)
                 if data:
-                    await queue.put(data)
+                    self._parts.append(data)
+                    self._size += len(data)
+                    if self._writer_waits is not None:
+                        self._wake_writer()
+                    if self._sending and len(self._parts) >= _QUEUE_CHUNKS:
+                        await self._room()
                 done = clock()
                 if done - slice_started > _SLICE_S:
-                    # Let the event loop serve others (see _SLICE_S), then wake the writer
-                    # with an empty item: while we paused it held back, since more was
-                    # coming at once; now it can tell whether we went on or went idle.
+                    # Let the event loop serve others (see _SLICE_S), then wake the writer:
+                    # while we paused it held back, since more was coming at once; now it
+                    # can tell whether we went on or went idle.
                     self._bursting = True
                     await self._lane.wait_turn()
                     self._bursting = False
-                    await queue.put(b"")
+                    if self._parts:
+                        self._wake_writer()
                     slice_started = done = clock()
         except BedrockError as exc:
             # After the first byte the status is spent: the error becomes the last event(s)
             # in the surface's shape, so SDKs raise instead of returning a truncated answer.
-            ctx.error_type = exc.name
-            ctx.stream_error = exc.name
-            await queue.put(encoder.fail(exc))
-            await queue.put(None)
-            return
+            self._ctx.error_type = exc.name
+            self._ctx.stream_error = exc.name
+            return encoder.fail(exc)
         # A stream that ended without its stop event still gets its final events (and usage).
-        await queue.put(encoder.close())
-        await queue.put(None)
+        return encoder.close()
+
+    async def _room(self) -> None:
+        """Wait until the writer has taken the parts (the client reads slowly)."""
+        self._producer_waits = asyncio.get_running_loop().create_future()
+        await self._producer_waits
+
+    def _wake_writer(self) -> None:
+        waiting, self._writer_waits = self._writer_waits, None
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
+
+    def _wake_producer(self) -> None:
+        waiting, self._producer_waits = self._producer_waits, None
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     def _first_content(self) -> None:
         """Time to first token: when the first write holding content has been sent."""

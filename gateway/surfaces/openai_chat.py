@@ -25,7 +25,7 @@ from gateway.pipeline.surface import Parsed
 from gateway.pipeline.upstream import Upstream
 from gateway.schemas.openai import ChatCompletionRequest
 from gateway.server.bodies import json_response, validate
-from gateway.server.sse import DONE, encode_chunk, encode_error, error_body
+from gateway.server.sse import DONE, ChunkTemplate, encode_chunk, encode_error, error_body
 from gateway.surfaces.converse_calls import (
     STAND_IN_IMAGE,
     check_image_count,
@@ -187,10 +187,12 @@ class ChatCompletions:
 class ChatStreamEncoder:
     """ConverseStream events as `chat.completion.chunk` SSE bytes (`StreamEncoder`)."""
 
-    __slots__ = ("_collected", "_translator")
+    __slots__ = ("_collected", "_content", "_translator")
 
     def __init__(self, translator: StreamTranslator, *, collect: bool = False) -> None:
         self._translator = translator
+        # Most events are text deltas, and their chunks differ only in the text.
+        self._content = ChunkTemplate(translator.content_chunk)
         # Only with `logging.log_prompts`: the streamed text, for the access line.
         self._collected: list[str] | None = [] if collect else None
 
@@ -207,6 +209,11 @@ class ChatStreamEncoder:
         return self._translator.stop_reason == GUARDRAIL_INTERVENED
 
     def feed(self, event: dict[str, Any]) -> bytes:
+        text = self._translator.content_delta(event)
+        if text is not None:
+            if self._collected is not None:
+                self._collected.append(text)
+            return self._content.encode(text)
         chunks = self._translator.feed(event)
         if not chunks:
             return b""

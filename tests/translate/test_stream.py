@@ -339,3 +339,25 @@ def test_error_event_has_the_non_streaming_error_shape(name: str, type_: str, co
         }
     }
     assert "went wrong" in payload["error"]["message"]
+
+
+def test_content_delta_takes_only_text_that_is_one_content_chunk() -> None:
+    """What the encoder writes from its template; everything else is left to `feed`."""
+    translator = _translator()
+    assert translator.content_delta(_text(0, "early")) is None  # the role chunk is owed
+    translator.feed(START)
+    assert translator.content_delta(_text(0, "")) is None  # sends nothing
+    assert translator.content_delta(_reasoning(0, text="thinking")) is None
+    assert translator.content_delta(_tool_input(0, "{}")) is None
+    assert translator.content_delta(_stop("end_turn")) is None
+    assert translator.output_chars == 0
+    assert translator.content_delta(_text(0, "Hello")) == "Hello"
+    assert translator.output_chars == 5
+    assert translator.content_chunk("Hello") == translator.feed(_text(0, "Hello"))[0]
+
+
+def test_content_delta_leaves_text_to_feed_while_a_structured_answer_may_come() -> None:
+    translator = _translator(structured_output_tool="Answer")
+    translator.feed(START)
+    assert translator.content_delta(_text(0, "held back")) is None
+    assert translator.feed(_text(0, "held back")) == []

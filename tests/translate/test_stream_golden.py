@@ -20,6 +20,8 @@ from botocore.parsers import EventStreamJSONParser
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
+from gateway.server.sse import DONE, encode_chunk
+from gateway.surfaces.openai_chat import ChatStreamEncoder
 from gateway.translate.openai_chat.stream import StreamTranslator
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "stream"
@@ -213,6 +215,35 @@ def test_stream_golden(case: str, update_golden: bool) -> None:
         write_jsonl(path, chunks)
     assert path.exists(), f"no {path.name}: run pytest --update-golden and review it"
     assert read_jsonl(path) == chunks
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_chat_encoder_writes_the_golden_chunks(case: str) -> None:
+    """The bytes a client gets: the encoder writes most text deltas from a template, not
+    from the translator's chunks, and must still write exactly those chunks."""
+    include_usage = case not in WITHOUT_USAGE
+    events = [hydrate(line) for line in read_jsonl(GOLDEN / f"{case}.events.jsonl")]
+    encoder = ChatStreamEncoder(
+        StreamTranslator(
+            completion_id=GOLDEN_ID,
+            model=GOLDEN_MODEL,
+            created=GOLDEN_CREATED,
+            include_usage=include_usage,
+            tool_names=TOOL_NAMES.get(case),
+            structured_output_tool=(
+                STRUCTURED_OUTPUT_TOOL if case.startswith("structured-output") else None
+            ),
+        ),
+        collect=True,
+    )
+    written = b"".join([encoder.feed(event) for event in events]) + encoder.close()
+
+    chunks = read_jsonl(GOLDEN / f"{case}.chunks.jsonl")
+    ended_in_error = "error" in chunks[-1]
+    assert written == b"".join(encode_chunk(c) for c in chunks) + (b"" if ended_in_error else DONE)
+    assert encoder.completion() == "".join(
+        choice["delta"].get("content") or "" for c in chunks for choice in c.get("choices", ())
+    )
 
 
 async def test_text_then_tool_capture_split_at_every_byte_boundary() -> None:

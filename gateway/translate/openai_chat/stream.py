@@ -98,6 +98,9 @@ class StreamTranslator:
         self._structured: _Answer | None = None
         self._held_text: list[str] = []
         self._role_sent = False
+        # Every text delta is one content chunk from now on (see `content_delta`): the role
+        # chunk went out and no structured-output tool holds text back.
+        self._plain_text = False
         self._signature_sent = False
         self._finished = False
         self._usage_sent = False
@@ -152,6 +155,32 @@ class StreamTranslator:
         """
         return -(-self._output_chars // 4)
 
+    def content_delta(self, event: Mapping[str, Any]) -> str | None:
+        """The text of `event` if it is the stream's common case, else None.
+
+        The common case is a text delta that makes exactly one chunk, `content_chunk(text)`,
+        and nothing else: no role chunk still owed, no structured-output tool holding text
+        back, not empty. Its state is then taken in as `feed` would; any other event is left
+        untouched, for `feed`. This is most of a stream's events, so the encoder writes
+        their chunk from bytes it prepared once instead of a chunk dict per token, and the
+        test is plain lookups, not `feed`'s patterns (which copy the event to match it).
+        """
+        body = event.get("contentBlockDelta")
+        if type(body) is not dict or not self._plain_text:
+            return None
+        delta = body.get("delta")
+        if type(delta) is not dict:
+            return None
+        text = delta.get("text")
+        if type(text) is not str or not text:
+            return None
+        self._output_chars += len(text)
+        return text
+
+    def content_chunk(self, text: str) -> Chunk:
+        """The chunk `content_delta` stands for: `text` as the delta's `content`."""
+        return self._chunk({"content": text})
+
     def feed(self, event: Mapping[str, Any]) -> list[Chunk]:
         """The chunks to send for one ConverseStream event (often none)."""
         match event:
@@ -201,6 +230,7 @@ class StreamTranslator:
         if self._role_sent:
             return []
         self._role_sent = True
+        self._plain_text = self._structured_tool is None
         return [self._chunk({"role": "assistant", "content": "", "refusal": None})]
 
     def _block_start(self, block: int, start: Mapping[str, Any]) -> list[Chunk]:
