@@ -117,4 +117,5 @@ def converse_body(model: str, model_id: str) -> dict[str, Any]:
     """What the gateway sends Bedrock for `agent_request(model)`: the translator's output."""
     req = ChatCompletionRequest.model_validate(agent_request(model))
     call = openai_to_converse_request(req, model_id=model_id)
-    return json.loads(json.dumps(call.request))
+    body: dict[str, Any] = json.loads(json.dumps(call.request))
+    return body

@@ -44,11 +44,13 @@ import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -722,6 +724,8 @@ class GatewayRun:
     responses_stream: StreamResult | None = None
     responses_nonstream_cpu: dict[str, float] = field(default_factory=dict)
     responses_stream_cpu: dict[str, float] = field(default_factory=dict)
+    # Gateway / pass-through ratios from short alternating rounds (1 worker only), per load.
+    paired: dict[str, list[float]] = field(default_factory=dict)
     rss_first_mb: float = float("nan")
     rss_last_mb: float = float("nan")
     rss_window_s: float = 0.0
@@ -832,6 +836,7 @@ def measure_gateway(
 
             if workers == 1:
                 _measure_responses(settings, run, meter, port, bodies, auth)
+                _paired_rounds(settings, run, port, passthrough_port, bodies, auth)
                 say("gateway 1w: streaming, 1 at a time")
                 run.stream_single = run_async(
                     stream_load(
@@ -899,6 +904,85 @@ def measure_gateway(
             f"first: {errors_in_log[0][:300]}"
         )
     return run
+
+
+# The pause after each load of an alternating round (see `_paired_rounds`).
+SETTLE_S = 1.0
+
+
+def _paired_rounds(
+    settings: Settings,
+    run: GatewayRun,
+    port: int,
+    passthrough_port: int,
+    bodies: Bodies,
+    auth: str,
+) -> None:
+    """Gateway and pass-through in short alternating rounds, for the three ratio targets.
+
+    The main rows measure the pass-through first and the gateway minutes later. On a
+    shared machine whose speed drifts (this project's swung 20% between runs a minute
+    apart) that compares two moments as much as two programs. Here each round runs both
+    back to back, in alternating order, so drift hits both sides alike; the row reports
+    every round's ratio and their median. Each load is followed by a pause in which
+    deferred work (the gateway's usage writes, every 200 ms) finishes, so that neither
+    side's round pays for the other's.
+    """
+    rounds = 1 if settings.quick else 3
+    seconds = max(1.0, settings.duration / 3)
+    gateway_url = f"http://{HOST}:{port}/v1/chat/completions"
+    pt_url = f"http://{HOST}:{passthrough_port}/passthrough"
+
+    def wrk(url: str, body: Path, authorization: str | None) -> float:
+        result = run_wrk(settings, url, body, authorization=authorization, duration=seconds)
+        time.sleep(SETTLE_S)
+        if url == gateway_url:
+            run.answered += result.requests
+        return result.rps
+
+    def streams(target: Target, content: re.Pattern[bytes]) -> float:
+        result = run_async(
+            stream_load(
+                target,
+                concurrency=settings.stream_concurrency,
+                duration_s=seconds,
+                content=content,
+            )
+        )
+        time.sleep(SETTLE_S)
+        if target.port == port:
+            run.answered += result.streams
+        return result.per_second
+
+    loads: dict[str, tuple[Callable[[], float], Callable[[], float]]] = {
+        "non-streaming": (
+            lambda: wrk(gateway_url, bodies.chat, auth),
+            lambda: wrk(pt_url, bodies.converse, None),
+        ),
+        "agent-sized": (
+            lambda: wrk(gateway_url, bodies.agent, auth),
+            lambda: wrk(pt_url, bodies.agent_converse, None),
+        ),
+        "streams": (
+            lambda: streams(gateway_target(port, bodies.chat_stream), OPENAI_CONTENT),
+            lambda: streams(
+                Target(HOST, passthrough_port, "/passthrough-stream",
+                       bodies.converse_stream.read_bytes()),
+                BEDROCK_CONTENT,
+            ),
+        ),
+    }  # fmt: skip
+    for name, (gateway_load, passthrough_load) in loads.items():
+        say(f"gateway 1w: {name}, {rounds} alternating rounds with the pass-through")
+        ratios = []
+        for i in range(rounds):
+            if i % 2 == 0:
+                gateway_rate, passthrough_rate = gateway_load(), passthrough_load()
+            else:
+                passthrough_rate = passthrough_load()
+                gateway_rate = gateway_load()
+            ratios.append(gateway_rate / passthrough_rate if passthrough_rate else 0.0)
+        run.paired[name] = ratios
 
 
 def _measure_responses(
@@ -1164,6 +1248,27 @@ def _per(cpu: dict[str, float], count: int) -> float:
     return cpu.get("gateway", 0.0) / max(count, 1) * 1e6
 
 
+# The target of each load measured in alternating rounds (gateway / pass-through).
+PAIRED_TARGETS = {"non-streaming": 0.85, "agent-sized": 0.85, "streams": 1.0}
+
+
+def _paired_rows(run: GatewayRun) -> list[Row]:
+    rows = []
+    for name, ratios in run.paired.items():
+        if not ratios:
+            continue
+        target = PAIRED_TARGETS[name]
+        median = statistics.median(ratios)
+        rows.append(Row(
+            f"gateway 1w / pass-through, {name}, alternating rounds",
+            f">= {target:.2f}x (median)",
+            f"{median:.2f}x  (rounds: {', '.join(f'{r:.2f}' for r in ratios)})",
+            _verdict(median >= target),
+            "both sides back to back in each round",
+        ))  # fmt: skip
+    return rows
+
+
 def _responses_rows(run: GatewayRun) -> list[Row]:
     """The Responses API's cost against chat's in the same run: within 10% (issue 16)."""
     ns, st = run.responses_nonstream, run.responses_stream
@@ -1297,6 +1402,7 @@ def build_rows(settings: Settings, results: Results) -> list[Row]:
         rows.append(_cpu_row(f"gateway {w}: CPU per stream", run.stream_cpu, st.streams,
                              st.seconds, None))  # fmt: skip
         rows.extend(_responses_rows(run))
+        rows.extend(_paired_rows(run))
         if run.latency is not None:
             lat = run.latency
             (gw50, pt50, d50), (gw99, pt99, d99) = (
