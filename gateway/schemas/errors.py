@@ -12,6 +12,7 @@ import typing
 from typing import Annotated, Any, Literal, Union
 
 import pydantic
+import typing_extensions
 from pydantic import BaseModel
 
 __all__ = ["validation_error_param"]
@@ -96,11 +97,10 @@ def _member_for_label(members: list[Any], label: str) -> Any:
             found = _member_for_label(nested, label)
             if found is not None:
                 return found
-        elif isinstance(member, type) and issubclass(member, BaseModel):
+        elif (fields := _fields(member)) is not None:
             if member.__name__ == label or any(
-                typing.get_origin(f.annotation) is Literal
-                and label in typing.get_args(f.annotation)
-                for f in member.model_fields.values()
+                typing.get_origin(field) is Literal and label in typing.get_args(field)
+                for field in fields.values()
             ):
                 return member
         elif (isinstance(member, type) and member.__name__ == label) or (
@@ -111,12 +111,25 @@ def _member_for_label(members: list[Any], label: str) -> Any:
 
 
 def _child_type(annotation: Any, item: int | str) -> Any:
-    # The annotation one step down `loc`: a list item, a model field, or a dict value.
+    # The annotation one step down `loc`: a list item, a field, or a dict value.
     origin = typing.get_origin(annotation)
     if isinstance(item, int):
         return typing.get_args(annotation)[0] if origin is list else None
+    fields = _fields(annotation)
+    if fields is not None:
+        return fields.get(item)
+    return typing.get_args(annotation)[1] if origin is dict else None
+
+
+def _fields(annotation: Any) -> dict[str, Any] | None:
+    """Key -> annotation for a model (by name and by alias) or a TypedDict, else None."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         fields = annotation.model_fields
-        field = fields.get(item) or next((f for f in fields.values() if f.alias == item), None)
-        return None if field is None else field.annotation
-    return typing.get_args(annotation)[1] if origin is dict else None
+        keys = {name: field.annotation for name, field in fields.items()}
+        keys.update({f.alias: f.annotation for f in fields.values() if f.alias is not None})
+        return keys
+    if typing_extensions.is_typeddict(annotation):
+        # Without extras: `NotRequired[...]` stripped, as pydantic leaves it out of `loc`;
+        # `Annotated` is unwrapped by the caller either way.
+        return dict(typing_extensions.get_type_hints(annotation))
+    return None

@@ -65,10 +65,12 @@ def remote_image_urls(messages: Sequence[Message]) -> list[tuple[str, str]]:
     """
     found: dict[str, str] = {}
     for i, message in enumerate(messages):
-        # `role` picks the class (a missed isinstance costs more through pydantic's metaclass).
-        if message.role != "user" or isinstance(message.content, str):
+        if message["role"] != "user":
             continue
-        for j, part in enumerate(message.content):
+        content = message["content"]
+        if isinstance(content, str):
+            continue
+        for j, part in enumerate(content):
             if isinstance(part, ImagePart) and _scheme(part.image_url.url) in REMOTE_SCHEMES:
                 found.setdefault(part.image_url.url, f"messages[{i}].content[{j}].image_url")
     return list(found.items())

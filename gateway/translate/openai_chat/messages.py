@@ -100,26 +100,24 @@ def convert_messages(
     system: list[SystemContentBlock] = []
     turns = _Turns()
     for i, message in enumerate(messages):
-        # By `role`, the union's discriminator: a string comparison where a class pattern
-        # that misses costs an isinstance call through pydantic's metaclass. The roles of an
-        # agent's history come first.
-        if message.role == "tool":
-            content, cached = parts.tool_result(message.content, i)
+        # By `role`, the union's discriminator; the roles of an agent's history come first.
+        if message["role"] == "tool":
+            content, cached = parts.tool_result(message["content"], i)
             if tools_offered:
-                turns.add_tool_result(message.tool_call_id, content)
+                turns.add_tool_result(message["tool_call_id"], content)
             else:
-                turns.add_user([{"text": _result_as_text(message.tool_call_id, content)}])
+                turns.add_user([{"text": _result_as_text(message["tool_call_id"], content)}])
             if cached is not None:
                 turns.add_cache_point(cached)
-        elif message.role == "user":
-            blocks = parts.user(message.content, i)
+        elif message["role"] == "user":
+            blocks = parts.user(message["content"], i)
             if not blocks:
                 raise InvalidRequestError(
                     "A user message must not be empty; Bedrock rejects blank content.",
                     param=f"messages[{i}].content",
                 )
             turns.add_user(blocks)
-        elif message.role == "assistant":
+        elif message["role"] == "assistant":
             blocks, tool_use_ids = _assistant_blocks(
                 message, i, names, turns.tool_use_ids, parts=parts, tools_offered=tools_offered
             )
@@ -127,9 +125,9 @@ def convert_messages(
                 if keep_reasoning:
                     blocks[:0] = reasoning_blocks(message, i)
                 turns.add_assistant(blocks, tool_use_ids)
-        elif message.role == "system" or message.role == "developer":
-            system.extend(parts.system(message.content, i))
-        elif message.role == "function":
+        elif message["role"] == "system" or message["role"] == "developer":
+            system.extend(parts.system(message["content"], i))
+        elif message["role"] == "function":
             raise UnsupportedParameterError(
                 "The legacy 'function' role is not supported; send the result as a "
                 "'tool' message answering a tool call.",
@@ -291,34 +289,36 @@ def _assistant_blocks(
     tools_offered: bool,
 ) -> tuple[list[ContentBlock], dict[str, None]]:
     """The message's blocks, and the Bedrock ids of its `toolUse` blocks, in order."""
-    if message.function_call is not None:
+    if message.get("function_call") is not None:
         raise UnsupportedParameterError(
             "The legacy 'function_call' field is not supported; send 'tool_calls'.",
             param=f"messages[{index}].function_call",
         )
-    blocks = parts.assistant(message.content, message.refusal, index)
+    blocks = parts.assistant(message.get("content"), message.get("refusal"), index)
     expected: dict[str, None] = {}
-    for j, call in enumerate(message.tool_calls or ()):
-        if call.type == "custom":  # by the discriminator, like the roles above
+    for j, call in enumerate(message.get("tool_calls") or ()):
+        if call["type"] == "custom":
             raise UnsupportedParameterError(
                 "Custom tool calls are not supported on Bedrock.",
                 param=f"messages[{index}].tool_calls[{j}]",
             )
-        function = call.function
+        function = call["function"]
+        name = function["name"]
+        arguments = function["arguments"]
         if tools_offered:
-            tool_use_id = tool_use_ids[call.id]
+            tool_use_id = tool_use_ids[call["id"]]
             blocks.append(
                 {
                     "toolUse": {
                         "toolUseId": tool_use_id,
-                        "name": names.bedrock(function.name),
-                        "input": _arguments(function.arguments, index, j),
+                        "name": names.bedrock(name),
+                        "input": _arguments(arguments, index, j),
                     }
                 }
             )
             expected[tool_use_id] = None
         else:
-            blocks.append({"text": f"[tool call {call.id}: {function.name}({function.arguments})]"})
+            blocks.append({"text": f"[tool call {call['id']}: {name}({arguments})]"})
     return blocks, expected
 
 

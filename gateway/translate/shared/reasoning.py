@@ -296,12 +296,14 @@ def fit_max_tokens(
 def reasoning_blocks(message: AssistantMessage, index: int) -> list[ContentBlock]:
     """The `reasoningContent` blocks for the reasoning fields echoed on an assistant message."""
     blocks: list[ContentBlock] = []
-    if message.reasoning_content or message.reasoning_signature:
-        text: ReasoningTextBlock = {"text": message.reasoning_content or ""}
-        if message.reasoning_signature:
-            text["signature"] = message.reasoning_signature
+    content = message.get("reasoning_content")
+    signature = message.get("reasoning_signature")
+    if content or signature:
+        text: ReasoningTextBlock = {"text": content or ""}
+        if signature:
+            text["signature"] = signature
         blocks.append({"reasoningContent": {"reasoningText": text}})
-    for k, blob in enumerate(message.reasoning_redacted or ()):
+    for k, blob in enumerate(message.get("reasoning_redacted") or ()):
         blocks.append({"reasoningContent": {"redactedContent": _redacted(blob, index, k)}})
     return blocks
 

@@ -70,7 +70,6 @@ from gateway.schemas.openai import (
     AllowedToolsChoice,
     ChatCompletionRequest,
     FunctionTool,
-    FunctionToolCall,
     NamedCustomToolChoice,
     NamedToolChoice,
 )
@@ -189,13 +188,13 @@ def function_tools(tools: Sequence[OpenAITool] | None) -> list[FunctionTool]:
     result: list[FunctionTool] = []
     seen: set[str] = set()
     for i, tool in enumerate(tools or ()):
-        if tool.type == "custom":  # the discriminator: cheaper than a missed isinstance
+        if tool["type"] == "custom":
             raise UnsupportedParameterError(
                 "Custom (free-form) tools are not supported on Bedrock; "
                 "declare a function tool with a JSON schema instead.",
                 param=f"tools[{i}]",
             )
-        name = tool.function.name
+        name = tool["function"]["name"]
         if name in seen:
             raise InvalidRequestError(
                 f"Tool names must be unique; '{name}' is declared twice.",
@@ -208,15 +207,14 @@ def function_tools(tools: Sequence[OpenAITool] | None) -> list[FunctionTool]:
 
 def request_tool_names(req: ChatCompletionRequest, tools: Sequence[FunctionTool]) -> list[str]:
     """Every tool name the request mentions: its tools, `tool_choice`, and past calls."""
-    names = [tool.function.name for tool in tools]
+    names = [tool["function"]["name"] for tool in tools]
     if isinstance(req.tool_choice, NamedToolChoice):
         names.append(req.tool_choice.function.name)
     for message in req.messages:
-        # `role` picks the class (a missed isinstance costs more through pydantic's metaclass).
-        if message.role == "assistant" and message.tool_calls:
-            for call in message.tool_calls:
-                if isinstance(call, FunctionToolCall):
-                    names.append(call.function.name)
+        if message["role"] == "assistant":
+            for call in message.get("tool_calls") or ():
+                if call["type"] == "function":
+                    names.append(call["function"]["name"])
     return names
 
 
@@ -236,8 +234,9 @@ def tool_config(
     definitions: list[Tool] = []
     for i, tool in enumerate(tools):
         definitions.append(_tool(tool, i, names, strict_tools=strict_tools))
-        if tool.cache_control is not None:
-            point = cache.requested(tool.cache_control, f"tools[{i}]")
+        cache_control = tool.get("cache_control")
+        if cache_control is not None:
+            point = cache.requested(cache_control, f"tools[{i}]")
             if point is not None:
                 definitions.append(point)  # type: ignore[arg-type]
     config: ToolConfiguration = {"tools": definitions}
@@ -247,8 +246,8 @@ def tool_config(
 
 
 def _tool(tool: FunctionTool, index: int, names: ToolNames, *, strict_tools: bool) -> Tool:
-    function = tool.function
-    schema = function.parameters
+    function = tool["function"]
+    schema = function.get("parameters")
     if schema is None:
         schema = {"type": "object", "properties": {}}
     elif "type" not in schema:
@@ -259,12 +258,13 @@ def _tool(tool: FunctionTool, index: int, names: ToolNames, *, strict_tools: boo
             param=f"tools[{index}].function.parameters",
         )
     spec: ToolSpecification = {
-        "name": names.bedrock(function.name),
+        "name": names.bedrock(function["name"]),
         "inputSchema": {"json": schema},
     }
-    if function.description:
-        spec["description"] = function.description
-    if strict_tools and function.strict:
+    description = function.get("description")
+    if description:
+        spec["description"] = description
+    if strict_tools and function.get("strict"):
         spec["strict"] = True
     return {"toolSpec": spec}
 
@@ -287,7 +287,7 @@ def _tool_choice(
             param="tool_choice",
         )
     wanted = choice.function.name
-    if not any(tool.function.name == wanted for tool in tools):
+    if not any(tool["function"]["name"] == wanted for tool in tools):
         raise InvalidRequestError(
             f"tool_choice names the function '{wanted}', which is not in 'tools'.",
             param="tool_choice",
