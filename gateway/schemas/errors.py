@@ -32,7 +32,8 @@ def validation_error_param(exc: pydantic.ValidationError) -> tuple[str | None, s
     """
     # Imported here, not at the top: `gateway.schemas.openai` re-exports this function, so a
     # module-level import would make the two modules import each other.
-    from gateway.schemas.openai import ChatCompletionRequest, EmbeddingRequest
+    from gateway.schemas.openai import ChatCompletionRequest
+    from gateway.schemas.openai_embeddings import EmbeddingRequest
 
     root: Any = (
         EmbeddingRequest if exc.title == EmbeddingRequest.__name__ else ChatCompletionRequest

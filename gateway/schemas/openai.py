@@ -1,4 +1,4 @@
-"""Pydantic models of the OpenAI requests the gateway accepts: chat completions and embeddings.
+"""Pydantic models of the OpenAI chat completions request (embeddings: `openai_embeddings`).
 
 The models check shapes and types only; what Bedrock can honour is decided by
 `gateway.translate.openai_chat.request`, which names the offending parameter when it cannot. Keeping
@@ -60,7 +60,6 @@ __all__ = [
     "CustomTool",
     "CustomToolCall",
     "DeveloperMessage",
-    "EmbeddingRequest",
     "FilePart",
     "FunctionDefinition",
     "FunctionMessage",
@@ -430,23 +429,3 @@ class ChatCompletionRequest(BaseModel):
 
     functions: list[FunctionDefinition] | None = None  # legacy form of `tools`
     function_call: Literal["none", "auto"] | ToolName | None = None  # legacy `tool_choice`
-
-
-class EmbeddingRequest(BaseModel):
-    """The body of `POST /v1/embeddings`.
-
-    Unknown fields are kept, as for chat, so the handler can reject or forward them by name.
-    """
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str
-    input: (
-        Annotated[str, Field(min_length=1)]
-        | Annotated[list[str], Field(min_length=1, max_length=2048)]
-        | Annotated[list[int], Field(min_length=1)]
-        | Annotated[list[list[int]], Field(min_length=1, max_length=2048)]
-    )
-    dimensions: int | None = Field(default=None, ge=1)
-    encoding_format: Literal["float", "base64"] = "float"
-    user: str | None = None

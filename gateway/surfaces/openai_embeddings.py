@@ -21,7 +21,7 @@ from gateway.errors import GatewayError, UnsupportedParameterError
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.surface import Parsed
 from gateway.pipeline.upstream import Upstream
-from gateway.schemas.openai import EmbeddingRequest
+from gateway.schemas.openai_embeddings import EmbeddingRequest
 from gateway.server.bodies import json_response, validate
 from gateway.server.sse import error_body
 from gateway.server.streaming import estimate_tokens

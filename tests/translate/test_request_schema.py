@@ -12,11 +12,11 @@ import pytest
 from gateway.schemas import errors
 from gateway.schemas.openai import (
     ChatCompletionRequest,
-    EmbeddingRequest,
     ImagePart,
     TextPart,
     validation_error_param,
 )
+from gateway.schemas.openai_embeddings import EmbeddingRequest
 
 USER = {"role": "user", "content": "Hi"}
 
