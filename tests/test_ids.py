@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import random
 import re
+import time
 import uuid
 
 import pytest
 
-from gateway.ids import new_id, new_uuid
+from gateway.ids import new_id, new_record_id, new_uuid
 
 
 def test_new_id_has_the_shape_of_a_uuid4_hex_and_does_not_repeat() -> None:
@@ -23,6 +24,25 @@ def test_new_uuid_is_a_valid_version_4_uuid() -> None:
         value = uuid.UUID(new_uuid())
         assert value.version == 4
         assert value.variant == uuid.RFC_4122
+
+
+def test_record_ids_are_version_7_uuids_that_sort_by_time() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = []
+    for _ in range(3):
+        ids += [new_record_id() for _ in range(1_000)]
+        time.sleep(0.002)
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        assert re.fullmatch(r"[0-9a-f]{32}", value)
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
+        assert before <= int(value[:12], 16) <= after
+    # Later ids sort later (the ledger's index grows at its end), to the millisecond.
+    stamps = [value[:12] for value in ids]
+    assert stamps == sorted(stamps)
+    assert ids[-1] > ids[0]
 
 
 def test_seeding_the_global_random_module_does_not_repeat_ids() -> None:

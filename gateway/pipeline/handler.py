@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import GatewayError, InternalError, MethodNotAllowedError, UpstreamError
-from gateway.ids import new_id
+from gateway.ids import new_record_id
 from gateway.pipeline.admit import Admitted, admit, resolve_model
 from gateway.pipeline.authenticate import authenticate
 from gateway.pipeline.context import RequestContext
@@ -61,7 +61,7 @@ class SurfaceEndpoint:
         gateway: Gateway = scope["app"].state.gateway
         runtime = gateway.runtime  # one config snapshot for the whole request
         ctx = RequestContext(
-            id=new_id(),
+            id=new_record_id(),
             request_id=scope["state"]["request_id"],
             route=surface.route,
             arrived=datetime.now(UTC),

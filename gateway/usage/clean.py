@@ -26,6 +26,7 @@ from gateway.errors import InvalidRequestError
 __all__ = [
     "LEDGER_TEXT_MAX_CHARS",
     "clean_row_text",
+    "clean_values",
     "ledger_text",
     "validate_end_user",
 ]
@@ -49,10 +50,29 @@ def ledger_text(value: str | None, limit: int = LEDGER_TEXT_MAX_CHARS) -> str | 
 
 def clean_row_text(row: dict[str, Any], limit: int = LEDGER_TEXT_MAX_CHARS) -> dict[str, Any]:
     """Every str value of a record row through `ledger_text`, in place; returns the row."""
-    for name, value in row.items():
-        if isinstance(value, str):
-            row[name] = ledger_text(value, limit)
+    if not _all_storable([value for value in row.values() if isinstance(value, str)], limit):
+        for name, value in row.items():
+            if isinstance(value, str):
+                row[name] = ledger_text(value, limit)
     return row
+
+
+def clean_values(values: list[Any], limit: int = LEDGER_TEXT_MAX_CHARS) -> list[Any]:
+    """`clean_row_text` for a row as a list of column values, in place; returns the list."""
+    if not _all_storable([value for value in values if isinstance(value, str)], limit):
+        for index, value in enumerate(values):
+            if isinstance(value, str):
+                values[index] = ledger_text(value, limit)
+    return values
+
+
+def _all_storable(texts: list[str], limit: int) -> bool:
+    """Whether every text is already what `ledger_text` would make of it, as every row of a
+    well-behaved caller's is: one search over them all instead of one per column (a
+    character class matches single characters, so joining cannot make or hide a match)."""
+    if not texts:
+        return True
+    return max(map(len, texts)) <= limit and _UNSTORABLE.search("".join(texts)) is None
 
 
 def validate_end_user(value: object, *, param: str = "user") -> str | None:

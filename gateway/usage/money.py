@@ -47,6 +47,9 @@ def cost_from_units(units: int) -> Decimal:
 
 def as_utc(value: datetime) -> datetime:
     """An aware UTC datetime; a naive one is taken to be UTC already (as records are)."""
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is UTC:
+        return value  # (every record's: the pipeline stamps them in UTC)
+    if tz is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from gateway.responses import store as responses_store
 from gateway.responses.store import StoredResponse
-from gateway.usage.clean import clean_row_text
+from gateway.usage.clean import clean_values
 from gateway.usage.migrations import Migration, migrate_sqlite
 from gateway.usage.money import as_utc, cost_from_units, cost_to_units
 from gateway.usage.record import RECORD_FIELDS, UsageRecord
@@ -173,15 +173,21 @@ def _ts_text(value: datetime) -> str:
     return as_utc(value).isoformat(sep=" ", timespec="microseconds")[:26]
 
 
-def _row(record: UsageRecord) -> tuple[Any, ...]:
+_TS, _STREAM, _COST, _ESTIMATED = (
+    RECORD_FIELDS.index(name) for name in ("ts", "stream", "cost_usd", "estimated")
+)
+
+
+def _row(record: UsageRecord) -> list[Any]:
+    """The record's column values in `_COLUMNS` order, as SQLite stores them."""
     # Caller text made storable and capped: one bad row must not fail its batch.
-    values = clean_row_text(record.to_row())
-    values["ts"] = _ts_text(record.ts)
-    values["stream"] = int(record.stream)
-    values["estimated"] = int(record.estimated)
-    cost = values.pop("cost_usd")
-    values["cost_e10"] = None if cost is None else cost_to_units(cost)
-    return tuple(values[name] for name in _COLUMNS)
+    values = clean_values(record.values())
+    values[_TS] = _ts_text(record.ts)
+    values[_STREAM] = int(record.stream)
+    values[_ESTIMATED] = int(record.estimated)
+    cost = record.cost_usd
+    values[_COST] = None if cost is None else cost_to_units(cost)
+    return values
 
 
 class SQLiteUsageStore:

@@ -24,7 +24,13 @@ import pytest
 from gateway.errors import InvalidRequestError
 from gateway.server import probes as health
 from gateway.usage import postgres
-from gateway.usage.clean import LEDGER_TEXT_MAX_CHARS, ledger_text, validate_end_user
+from gateway.usage.clean import (
+    LEDGER_TEXT_MAX_CHARS,
+    clean_row_text,
+    clean_values,
+    ledger_text,
+    validate_end_user,
+)
 from gateway.usage.dead_letter import dead_letter_path
 from gateway.usage.record import UsageRecord
 from gateway.usage.recorder import UsageRecorder
@@ -53,6 +59,33 @@ def test_ledger_text_removes_unstorable_characters_and_caps(
     value: str | None, expected: str | None
 ) -> None:
     assert ledger_text(value) == expected
+
+
+class _Text(str):
+    """A str subclass: cleaned like any str."""
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [NUL_USER, LONG_USER, "lone\ud800", "tab\there", "c1\x85", _Text("sub\x00class")],
+)
+@pytest.mark.parametrize("at", [0, 3, 5])
+def test_a_row_is_cleaned_whichever_column_holds_the_one_bad_text(bad: str, at: int) -> None:
+    # The rows of well-behaved callers take a fast path (one check for all columns): a
+    # single bad text anywhere, of either kind, must still send the row the slow way.
+    values: list[Any] = ["id", None, "req", "key", 7, "user", True, None]
+    values[at] = bad
+    expected = [ledger_text(v) if isinstance(v, str) else v for v in values]
+    assert expected[at] != bad
+    assert clean_values(list(values)) == expected
+    row = {f"c{i}": value for i, value in enumerate(values)}
+    assert list(clean_row_text(row).values()) == expected
+
+
+def test_clean_rows_are_left_as_they_are() -> None:
+    values: list[Any] = ["id", None, "Zoë ✓", "u" * LEDGER_TEXT_MAX_CHARS, 3, 1.5]
+    assert clean_values(list(values)) == values
+    assert clean_values([]) == []
 
 
 @pytest.mark.parametrize(
