@@ -133,26 +133,30 @@ class Metrics:
             multiprocess_mode="max",
         )
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._series: dict[tuple[str, str, str, str, int], _RequestSeries] = {}
 
     def observe_request(self, record: UsageRecord, *, model_label: str) -> None:
         """Count one finished request from its usage record."""
-        child = self._child
         team = record.team or ""
         key_id = record.key_id or ""
-        child(self.requests, record.route, model_label, team, key_id, str(record.status)).inc()
-        child(self.duration, record.route, model_label).observe(record.latency_ms / 1000)
+        key = (record.route, model_label, team, key_id, record.status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _RequestSeries(self, *key)
+        series.requests.inc()
+        series.duration.observe(record.latency_ms / 1000)
         if record.ttft_ms is not None:
-            child(self.ttft, model_label).observe(record.ttft_ms / 1000)
-        for kind, count in (
-            ("input", record.input_tokens),
-            ("output", record.output_tokens),
-            ("cache_read", record.cache_read_tokens),
-            ("cache_write", record.cache_write_tokens),
-        ):
-            if count:
-                child(self.tokens, model_label, team, key_id, kind).inc(count)
+            series.child(_TTFT).observe(record.ttft_ms / 1000)
+        if record.input_tokens:
+            series.child(_INPUT).inc(record.input_tokens)
+        if record.output_tokens:
+            series.child(_OUTPUT).inc(record.output_tokens)
+        if record.cache_read_tokens:
+            series.child(_CACHE_READ).inc(record.cache_read_tokens)
+        if record.cache_write_tokens:
+            series.child(_CACHE_WRITE).inc(record.cache_write_tokens)
         if record.cost_usd is not None and record.cost_usd > 0:
-            child(self.cost, model_label, team, key_id).inc(float(record.cost_usd))
+            series.child(_COST).inc(float(record.cost_usd))
 
     def inflight_for(self, route: str) -> Any:
         """The `gateway_inflight_requests` gauge of one route label (cached)."""
@@ -181,6 +185,44 @@ class Metrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
+
+
+# The series of `_RequestSeries.child`, by index.
+_TTFT, _INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _COST = range(6)
+
+
+class _RequestSeries:
+    """The children `observe_request` touches for one kind of request (route, model,
+    team, key, status): one dict look-up per request instead of up to eight `labels()`
+    look-ups. The others are made on first use, as before, so that a series appears on
+    `/metrics` only once it has counted something. Keys are bounded as the labels are
+    (config names, statuses); so is the cache."""
+
+    __slots__ = ("_labels", "_made", "_metrics", "duration", "requests")
+
+    def __init__(
+        self, metrics: Metrics, route: str, model: str, team: str, key_id: str, status: int
+    ) -> None:
+        self._metrics = metrics
+        self.requests = metrics._child(metrics.requests, route, model, team, key_id, str(status))
+        self.duration = metrics._child(metrics.duration, route, model)
+        self._labels = (model, team, key_id)
+        self._made: list[Any] = [None] * 6
+
+    def child(self, which: int) -> Any:
+        made = self._made[which]
+        if made is None:
+            metrics = self._metrics
+            model, team, key_id = self._labels
+            if which == _TTFT:
+                made = metrics._child(metrics.ttft, model)
+            elif which == _COST:
+                made = metrics._child(metrics.cost, model, team, key_id)
+            else:
+                kind = ("input", "output", "cache_read", "cache_write")[which - _INPUT]
+                made = metrics._child(metrics.tokens, model, team, key_id, kind)
+            self._made[which] = made
+        return made
 
 
 def forget_dead_workers(directory: str) -> None:

@@ -46,12 +46,12 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from importlib import resources
 from typing import Any
 
 from gateway.config import ModelConfig, PricingConfig, TierPricing
-from gateway.usage.money import quantize_cost
+from gateway.usage.money import COST_QUANTUM, quantize_cost
 
 __all__ = ["BundledPrice", "Price", "PriceBook", "bundled_prices"]
 
@@ -63,7 +63,6 @@ _CONTEXT_SUFFIX = re.compile(r":(?:[0-9]+k|mm)$")
 # Ample precision: token counts times prices never come near 50 significant digits, so
 # every product and sum below is exact until the one rounding at the end.
 _EXACT = Context(prec=50, rounding=ROUND_HALF_EVEN)
-_THOUSAND = Decimal(1000)
 _KINDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 
 
@@ -123,6 +122,24 @@ class Price:
 
     def values(self) -> tuple[Decimal | None, ...]:
         return (self.input, self.output, self.cache_read, self.cache_write, self.cache_write_1h)
+
+
+# A price's five kinds as whole numbers of 10^-exponent USD per 1,000 tokens (None where
+# unknown), and the exponent.
+_WholePrices = tuple[tuple[int | None, ...], int]
+
+
+def _whole_prices(price: Price) -> _WholePrices:
+    values = price.values()
+    exponent = max(
+        (-int(v.as_tuple().exponent) for v in values if v is not None and v.is_finite()),
+        default=0,
+    )
+    exponent = max(exponent, 0)
+    return (
+        tuple(None if v is None else int(v.scaleb(exponent, _EXACT)) for v in values),
+        exponent,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +222,8 @@ class PriceBook:
                 self._by_bedrock_id.setdefault(model.bedrock_id, model)
         self._warned: set[tuple[str, str]] = set()
         self._memo: dict[tuple[str | None, str | None], Price | None] = {}
+        # (name, model id, tier) -> that price in whole units (`_whole_prices`).
+        self._whole: dict[tuple[str | None, str | None, str | None], _WholePrices] = {}
 
     def price(self, *, model: str | None, bedrock_model_id: str | None) -> Price | None:
         """The price per 1,000 tokens for a request, or None if nothing is known.
@@ -267,21 +286,33 @@ class PriceBook:
         if not any(tokens):
             return quantize_cost(Decimal(0))
         label = bedrock_model_id or model or "<no model>"
-        found = self.price(model=model, bedrock_model_id=bedrock_model_id)
-        if found is None:
-            self._warn_once(label, "no price")
-            return None
-        price = found.for_tier(service_tier)
-        total = Decimal(0)
-        with localcontext(_EXACT):
-            for kind, count, per_1k in zip(_KINDS, tokens, price.values(), strict=True):
-                if not count:
-                    continue
-                if per_1k is None:
-                    self._warn_once(label, f"no {kind} price")
-                    return None
-                total += count * per_1k
-            return quantize_cost(total / _THOUSAND)
+        key = (model, bedrock_model_id, service_tier)
+        try:
+            per_1k, exponent = self._whole[key]
+        except KeyError:
+            found = self.price(model=model, bedrock_model_id=bedrock_model_id)
+            if found is None:
+                self._warn_once(label, "no price")
+                return None
+            per_1k, exponent = _whole_prices(found.for_tier(service_tier))
+            if len(self._whole) < _MEMO_MAX:
+                self._whole[key] = per_1k, exponent
+        # Exact integer arithmetic: each price is a whole number of 10^-exponent USD per
+        # 1,000 tokens, so the sum is one integer, scaled once (a Decimal multiply and add
+        # per kind cost five times as much, on every request).
+        total = 0
+        for kind, count, price in zip(_KINDS, tokens, per_1k, strict=True):
+            if not count:
+                continue
+            if price is None:
+                self._warn_once(label, f"no {kind} price")
+                return None
+            total += count * price
+        return (
+            Decimal(total)
+            .scaleb(-exponent - 3, _EXACT)
+            .quantize(COST_QUANTUM, ROUND_HALF_EVEN, _EXACT)
+        )
 
     def _config_entry(self, model: str | None, bedrock_model_id: str | None) -> ModelConfig | None:
         # The public name's entry, unless a fallback called another model: then the entry

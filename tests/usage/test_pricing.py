@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.config import ModelConfig, PricingConfig, UsageConfig
 from gateway.usage.pricing import PriceBook, bundled_prices
@@ -358,3 +360,42 @@ def test_every_bundled_tier_is_a_known_tier_with_a_price() -> None:
             assert set(price.tiers) <= {"flex", "priority"}, model_id
             for tier in price.tiers.values():
                 assert tier.input is not None and tier.output is not None, model_id
+
+
+_PRICES = (
+    st.decimals(min_value=0, max_value=1000, places=12, allow_nan=False, allow_infinity=False)
+    | st.none()
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prices=st.tuples(_PRICES, _PRICES, _PRICES, _PRICES, _PRICES),
+    tokens=st.tuples(*(st.integers(min_value=0, max_value=10**9) for _ in range(5))),
+)
+def test_the_cost_is_the_exact_decimal_sum_rounded_half_even(
+    prices: tuple[Decimal | None, ...], tokens: tuple[int, ...]
+) -> None:
+    # The book sums whole units of each price's smallest digit; the reference does the
+    # arithmetic in Decimal at 60 digits. They must agree to the last place.
+    names = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
+    pricing = PricingConfig(**{f"{n}_per_1k": p for n, p in zip(names, prices, strict=True)})
+    book = PriceBook([ModelConfig(name="m", bedrock_id="custom.model-v1:0", pricing=pricing)])
+    i, o, cr, cw5, cw1 = tokens
+    got = book.cost(
+        model="m",
+        bedrock_model_id="custom.model-v1:0",
+        input_tokens=i,
+        output_tokens=o,
+        cache_read_tokens=cr,
+        cache_write_tokens=cw5 + cw1,
+        cache_write_1h_tokens=cw1,
+    )
+    if any(count and price is None for count, price in zip(tokens, prices, strict=True)):
+        assert got is None
+        return
+    with localcontext(Context(prec=60)):
+        total = sum((c * p for c, p in zip(tokens, prices, strict=True) if c), Decimal(0))
+        expected = (total / 1000).quantize(Decimal("1e-10"), rounding=ROUND_HALF_EVEN)
+    assert got == expected and got is not None
+    assert got.as_tuple().exponent == -10
