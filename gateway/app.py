@@ -244,10 +244,11 @@ def create_app(
         middleware=[
             *_cors(config.server.cors),
             Middleware(RequestMiddleware, route_labels=frozenset({*direct, *_LABELLED_ROUTES})),
+            # The surfaces authenticate in their own pipeline: they leave before AuthMiddleware.
+            Middleware(DirectRoutes, routes=direct),
             Middleware(
                 AuthMiddleware, public_paths=lambda: public_paths, own_auth=frozenset(direct)
             ),
-            Middleware(DirectRoutes, routes=direct),
         ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -202,18 +201,30 @@ class _AioStream:
         self._events.close()
 
 
-@contextlib.contextmanager
-def _as_bedrock_errors(model_id: str) -> Iterator[None]:
+class _AsBedrockErrors:
     """Every failure of one call as a `BedrockError` (see `_bedrock_error`); a cancellation
-    is passed on when it is the caller's, and is a failure when the client closed under it."""
-    try:
-        yield
-    except _TRANSPORT_ERRORS as exc:
-        raise _bedrock_error(exc, model_id) from exc
-    except asyncio.CancelledError as exc:
-        if _cancelled_by_caller():
-            raise
-        raise _closed_under(exc) from exc
+    is passed on when it is the caller's, and is a failure when the client closed under it.
+
+    A class, not a `contextlib.contextmanager`: it wraps every Bedrock call, and a
+    generator-based one costs a generator and two more frames each time."""
+
+    __slots__ = ("_model_id",)
+
+    def __init__(self, model_id: str) -> None:
+        self._model_id = model_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, _TRANSPORT_ERRORS):
+            raise _bedrock_error(exc, self._model_id) from exc
+        if isinstance(exc, asyncio.CancelledError) and not _cancelled_by_caller():
+            raise _closed_under(exc) from exc
 
 
 def _invoke_args(model_id: str, body: bytes, guardrail: Mapping[str, str] | None) -> dict[str, Any]:
@@ -238,7 +249,7 @@ class _Calls(abc.ABC):
         self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
     ) -> dict[str, Any]:
         client = self._client(region)
-        with _as_bedrock_errors(model_id):
+        with _AsBedrockErrors(model_id):
             response: dict[str, Any] = await client.converse(modelId=model_id, **request)
         return response
 
@@ -246,7 +257,7 @@ class _Calls(abc.ABC):
         self, model_id: str, request: Mapping[str, Any], *, region: str | None = None
     ) -> BedrockStream:
         client = self._client(region)
-        with _as_bedrock_errors(model_id):
+        with _AsBedrockErrors(model_id):
             response = await client.converse_stream(modelId=model_id, **request)
         return _AioStream(response["stream"], model_id)
 
@@ -259,7 +270,7 @@ class _Calls(abc.ABC):
         guardrail: Mapping[str, str] | None = None,
     ) -> InvokeResult:
         client = self._client(region)
-        with _as_bedrock_errors(model_id):
+        with _AsBedrockErrors(model_id):
             response = await client.invoke_model(**_invoke_args(model_id, body, guardrail))
             async with response["body"] as stream:
                 data: bytes = await stream.read()
@@ -275,7 +286,7 @@ class _Calls(abc.ABC):
         guardrail: Mapping[str, str] | None = None,
     ) -> BedrockStream:
         client = self._client(region)
-        with _as_bedrock_errors(model_id):
+        with _AsBedrockErrors(model_id):
             response = await client.invoke_model_with_response_stream(
                 **_invoke_args(model_id, body, guardrail)
             )
@@ -285,6 +296,6 @@ class _Calls(abc.ABC):
         self, model_id: str, input: Mapping[str, Any], *, region: str | None = None
     ) -> int:
         client = self._client(region)
-        with _as_bedrock_errors(model_id):
+        with _AsBedrockErrors(model_id):
             response = await client.count_tokens(modelId=model_id, input=dict(input))
         return int(response.get("inputTokens") or 0)

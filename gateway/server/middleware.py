@@ -2,16 +2,17 @@
 
 Order is fixed in `app.create_app`:
 
-    CORSMiddleware -> RequestMiddleware -> AuthMiddleware -> DirectRoutes -> router
+    CORSMiddleware -> RequestMiddleware -> DirectRoutes -> AuthMiddleware -> router
 
 `RequestMiddleware` sees every request first and last: it assigns the request id (echoed
 in `x-request-id`), snapshots the running config, keeps `gateway_inflight_requests`, and
 turns any `GatewayError` (or unexpected exception) from the routes it does not own into an
 OpenAI-shaped error. The surfaces' routes run the whole request pipeline themselves
-(`gateway.pipeline.handler`), in their own error shape, with their own ledger record.
-`AuthMiddleware` decides who is calling for the other routes that need a key (models,
-usage). Both are plain ASGI (not `BaseHTTPMiddleware`) so that streamed responses pass
-through untouched, as in starlette's own gzip middleware.
+(`gateway.pipeline.handler`), in their own error shape, with their own ledger record:
+`DirectRoutes` hands them over before `AuthMiddleware`, which decides who is calling for
+the other routes that need a key (models, usage). Both are plain ASGI (not
+`BaseHTTPMiddleware`) so that streamed responses pass through untouched, as in starlette's
+own gzip middleware.
 """
 
 from __future__ import annotations

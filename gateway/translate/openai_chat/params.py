@@ -100,6 +100,8 @@ UNSUPPORTED_PARAMS: Final[Mapping[str, Unsupported]] = {
     ),
 }
 
+_UNSUPPORTED_NAMES: Final = frozenset(UNSUPPORTED_PARAMS)
+
 IGNORED_PARAMS: Final = frozenset(
     {
         "stream",  # the handler picks converse or converse_stream
@@ -141,6 +143,8 @@ TRANSLATED_PARAMS: Final = frozenset(
 def unsupported_params(req: ChatCompletionRequest, *, drop: bool) -> list[str]:
     """The unsupported parameters the request sets, for `dropped`; raises unless `drop`."""
     found: list[str] = []
+    if _UNSUPPORTED_NAMES.isdisjoint(req.model_fields_set):
+        return found  # (every one defaults to None: only one the request sets can count)
     for name, rule in UNSUPPORTED_PARAMS.items():
         value = getattr(req, name)
         if value is None or rule.is_neutral(value):
@@ -189,6 +193,8 @@ WHITESPACE_STOP_REFUSED: Final = ("anthropic.",)
 def _stop_sequences(
     stop: str | list[str] | None, *, model_id: str, drop: bool, dropped: list[str]
 ) -> list[str]:
+    if not stop:
+        return []
     # An empty sequence asks for nothing (and Bedrock refuses it), so it is skipped.
     sequences = [s for s in ([stop] if isinstance(stop, str) else stop or ()) if s]
     if any(marker in model_id for marker in WHITESPACE_STOP_REFUSED) and not all(
@@ -312,6 +318,8 @@ def request_metadata(
     With the gateway's entries, whose `user` is the key's user, the request's `user` field
     (the end user, as the usage record calls it) goes in as `end_user`.
     """
+    if not (user or metadata or gateway):
+        return {}
     client = [("end_user" if gateway else "user", user)] if user else []
     client.extend((metadata or {}).items())
     return merged_metadata(gateway, client)

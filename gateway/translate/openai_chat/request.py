@@ -163,7 +163,7 @@ def openai_to_converse_request(
     gateway_metadata = request_metadata
     drop = drop_unsupported
     dropped = unsupported_params(req, drop=drop)
-    extra = dict(req.model_extra or {})
+    extra = dict(req.model_extra) if req.model_extra else {}
     dropped.extend(_caller_guardrail_fields(extra))
     tier = service_tier(req.service_tier, allowed=options.service_tiers, drop=drop, dropped=dropped)
     thinking = requested_thinking(
@@ -262,6 +262,8 @@ def openai_to_converse_request(
 def _caller_guardrail_fields(extra: dict[str, Any]) -> list[str]:
     """Take the caller's guardrail fields out of `extra` (and of the raw
     `additional_model_request_fields`, copied first); their names, for `dropped`."""
+    if not extra:
+        return []
     found = take_caller_guardrail_fields(extra)
     raw = extra.get("additional_model_request_fields")
     if isinstance(raw, dict):
