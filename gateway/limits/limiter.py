@@ -75,6 +75,13 @@ class Admission:
         return bool(self.tpm_counters or self.budget_owners)
 
 
+_NOTHING_TO_CHARGE = Admission()
+
+
+def _unlimited(limits: LimitsFields) -> bool:
+    return limits.rpm is None and limits.tpm is None and limits.budget_usd_monthly is None
+
+
 @dataclass(slots=True)
 class _Spend:
     month: datetime
@@ -122,9 +129,12 @@ class Limiter:
         the first one hit, or `OverloadedError` (503) when a store failed and
         `fail_open` is off. Budgets come first: a request refused for its budget must
         not use up a slot of its rpm."""
+        team_limits = self._teams.get(principal.team) if principal.team is not None else None
+        if _unlimited(principal.limits) and (team_limits is None or _unlimited(team_limits)):
+            return _NOTHING_TO_CHARGE  # (most keys: nothing to check, count or charge)
         owners: list[tuple[Owner, LimitsFields]] = [(("key", principal.key_id), principal.limits)]
-        if principal.team is not None and principal.team in self._teams:
-            owners.append((("team", principal.team), self._teams[principal.team]))
+        if principal.team is not None and team_limits is not None:
+            owners.append((("team", principal.team), team_limits))
         now = self._clock()
 
         budget_owners: list[Owner] = []
