@@ -124,7 +124,8 @@ class Responses:
         config = ctx.runtime.config.responses
         result.store = req.store if req.store is not None else config.store
         result.echo = request_echo(req, store=result.store)
-        result.input_items = _input_items(body)
+        if result.store:  # (what is stored; made only for a response that will be)
+            result.input_items = _input_items(body)
         return result
 
     async def respond(

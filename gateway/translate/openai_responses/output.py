@@ -191,9 +191,14 @@ class OutputItems:
             item["namespace"], item["name"] = self._namespaced[name]
         call = self._calls[key] = _Item(index=n, item=item, kind=kind)
         self.items.append(item)
-        self._emit(
-            {"type": "response.output_item.added", "output_index": call.index, "item": dict(item)}
-        )
+        if self._events is not None:
+            self._emit(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": call.index,
+                    "item": dict(item),
+                }
+            )
 
     def call_arguments(self, key: Any, fragment: str) -> None:
         call = self._calls.get(key)
@@ -249,7 +254,10 @@ class OutputItems:
             item = {"id": f"rs_{self._base}_{n}", "type": "reasoning", "summary": []}
         current = self._current = _Item(index=n, item=item, kind=kind)
         self.items.append(item)
-        self._emit({"type": "response.output_item.added", "output_index": n, "item": dict(item)})
+        if self._events is not None:  # (a whole answer has no events: build none)
+            self._emit(
+                {"type": "response.output_item.added", "output_index": n, "item": dict(item)}
+            )
         return current
 
     def _close_current(self) -> None:
@@ -310,7 +318,10 @@ class OutputItems:
                 )
         else:
             self._close_reasoning(entry, text, ids)
-        self._emit({"type": "response.output_item.done", "output_index": entry.index, "item": item})
+        if self._events is not None:
+            self._emit(
+                {"type": "response.output_item.done", "output_index": entry.index, "item": item}
+            )
 
     def _close_reasoning(self, entry: _Item, text: str, ids: dict[str, Any]) -> None:
         item = entry.item

@@ -114,6 +114,7 @@ _UNSUPPORTED_REASONS: Final[Mapping[str, str]] = {
     "prompt": "stored prompt templates live in OpenAI's dashboard",
     "truncation": "the gateway never cuts a conversation to fit ('disabled' is what it does)",
 }
+_UNSUPPORTED_NAMES: Final = frozenset(_UNSUPPORTED_REASONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,17 +161,8 @@ def prepare(
 ) -> Prepared:
     """Check `req` and reshape it for the chat pair; see the module docstring."""
     dropped: list[str] = []
-    for name, reason in _UNSUPPORTED_REASONS.items():
-        value = getattr(req, name)
-        if value is None or _NEUTRAL.get(name, object()) == value:
-            continue
-        if not drop_unsupported:
-            raise UnsupportedParameterError(
-                f"Bedrock cannot honour '{name}': {reason}. Remove it, or ask the operator "
-                "to enable drop_unsupported_params.",
-                param=name,
-            )
-        dropped.append(name)
+    if not _UNSUPPORTED_NAMES.isdisjoint(req.model_fields_set):  # (all default to None)
+        _unsupported(req, drop=drop_unsupported, dropped=dropped)
     include_reasoning = _check_include(req.include, drop=drop_unsupported, dropped=dropped)
     if isinstance(req.input, str):
         items: list[InputItem] = []
@@ -214,6 +206,20 @@ def prepare(
         dropped=tuple(dropped),
         include_reasoning=include_reasoning,
     )
+
+
+def _unsupported(req: ResponsesRequest, *, drop: bool, dropped: list[str]) -> None:
+    for name, reason in _UNSUPPORTED_REASONS.items():
+        value = getattr(req, name)
+        if value is None or _NEUTRAL.get(name, object()) == value:
+            continue
+        if not drop:
+            raise UnsupportedParameterError(
+                f"Bedrock cannot honour '{name}': {reason}. Remove it, or ask the operator "
+                "to enable drop_unsupported_params.",
+                param=name,
+            )
+        dropped.append(name)
 
 
 def converse_call(
