@@ -118,6 +118,18 @@ class OutputItems:
                 }
             )
 
+    def continue_text(self, text: str) -> tuple[str, int] | None:
+        """`text` added to the open message item when that needs no event but its delta
+        (the item and its text part are already announced): the item's id and output
+        index, for the caller to write that delta itself. None, and nothing done, when
+        `text` needs the general path (`text`)."""
+        current = self._current
+        if current is None or current.kind != "message" or not current.text or not text:
+            return None
+        self.output_chars += len(text)
+        current.text.append(text)
+        return current.item["id"], current.index
+
     # -- reasoning ------------------------------------------------------------------------
 
     def reasoning_text(self, text: str) -> None:

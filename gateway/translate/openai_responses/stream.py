@@ -93,6 +93,8 @@ class ResponsesStream:
         self._answer_has_input = False
         self._held: list[str] = []
         self._sequence = 0
+        self._text_target: tuple[str, int] | None = None  # the item `_text_head` is for
+        self._text_head = b""
         self._stopped = False
         self._done = False
         self._usage: dict[str, Any] | None = None
@@ -139,6 +141,11 @@ class ResponsesStream:
         # event's body for `**rest` and take a few microseconds per event to match.
         body = event.get("contentBlockDelta")
         if type(body) is dict and type(delta := body.get("delta")) is dict:
+            text = delta.get("text")
+            if type(text) is str and self._structured_tool is None and not self._pending:
+                frame = self._text_delta(text)
+                if frame is not None:
+                    return frame
             self._delta(body.get("contentBlockIndex"), delta)
             return self._drain() if self._pending else b""
         match event:
@@ -193,6 +200,39 @@ class ResponsesStream:
         return self._drain()
 
     # -- content --------------------------------------------------------------------------
+
+    def _text_delta(self, text: str) -> bytes | None:
+        """The frame of one `response.output_text.delta` inside an announced message item,
+        written from a per-item template: the same bytes as `encode_event` of the event
+        `OutputItems.text` would queue, without building and encoding that event (most of
+        a stream's events are these). None: the general path applies."""
+        target = self._output.continue_text(text)
+        if target is None:
+            return None
+        if target != self._text_target:
+            item_id, index = target
+            self._text_target = target
+            self._text_head = (
+                b"event: response.output_text.delta\ndata: "
+                b'{"type":"response.output_text.delta","item_id":'
+                + orjson.dumps(item_id)
+                + b',"output_index":'
+                + str(index).encode()
+                + b',"content_index":0,"delta":'
+            )
+        try:
+            delta = orjson.dumps(text)
+        except orjson.JSONEncodeError:  # a lone surrogate: escaped, as `encode_event` does
+            delta = json.dumps(text).encode("ascii")
+        sequence = self._sequence
+        self._sequence = sequence + 1
+        return (
+            self._text_head
+            + delta
+            + b',"logprobs":[],"sequence_number":'
+            + str(sequence).encode()
+            + b"}\n\n"
+        )
 
     def _delta(self, block: Any, delta: Mapping[str, Any]) -> None:
         text = delta.get("text")

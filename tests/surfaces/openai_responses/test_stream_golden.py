@@ -231,3 +231,42 @@ async def test_recorded_bytes_in_any_split_give_the_golden(case: str, size: int)
         body += translator.feed(event)
     body += translator.finish()
     assert decode_sse(body) == read_jsonl(GOLDEN / f"{case}.events.jsonl")
+
+
+def _text_deltas(*texts: str) -> list[dict[str, Any]]:
+    return [
+        {"messageStart": {"role": "assistant"}},
+        *({"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": t}}} for t in texts),
+        {"contentBlockStop": {"contentBlockIndex": 0}},
+        {"messageStop": {"stopReason": "end_turn"}},
+        {"metadata": {"usage": {"inputTokens": 3, "outputTokens": 4, "totalTokens": 7}}},
+    ]
+
+
+CRAFTED = {
+    "texts": _text_deltas("Hello", ", ", "world", "", "!"),
+    "unicode": _text_deltas("Zoë ", '✓ "quoted" \\ and\nnewline', "\u2028", "日本"),
+    "lone-surrogate": _text_deltas("before ", "bad \ud800 half", " after"),
+}
+
+
+@pytest.mark.parametrize("case", [*CASES, *CRAFTED])
+def test_text_deltas_written_from_a_template_are_the_bytes_of_the_general_path(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Most of a stream's events are text deltas inside an open message; those are written
+    # from a per-item template. Turned off, every event takes the general path (an event
+    # dict, encoded whole): the two must give the same bytes, event for event.
+    if case in CRAFTED:
+        events: list[dict[str, Any]] = CRAFTED[case]
+    else:
+        events = [hydrate(line) for line in read_jsonl(INPUTS / f"{case}.events.jsonl")]
+
+    def frames() -> list[bytes]:
+        translator = _translator(case)
+        out = [translator.start(), *(translator.feed(event) for event in events)]
+        return [*out, translator.finish()]
+
+    fast = frames()
+    monkeypatch.setattr(ResponsesStream, "_text_delta", lambda self, text: None)
+    assert fast == frames()
