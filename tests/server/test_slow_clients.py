@@ -68,6 +68,27 @@ def test_a_client_that_stalls_in_its_headers_is_dropped(start_gateway: GatewayFa
         assert closed_within(sock, 3) < 2
 
 
+def test_a_kept_alive_connection_that_stalls_in_its_next_headers_is_dropped(
+    start_gateway: GatewayFactory,
+) -> None:
+    # The deadline starts again with each request on a connection, once part of its
+    # headers has arrived (uvicorn's own keep-alive timer stops at the first byte).
+    gateway = start_gateway(server=TIMEOUTS)
+    body = json.dumps({"model": "nova-micro", "messages": [{"role": "user", "content": "hi"}]})
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        + f"authorization: Bearer {API_KEY}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+        + body.encode()
+    )
+    with connect(gateway) as sock:
+        for _ in range(2):  # whole requests in one write each: no deadline is hit
+            sock.sendall(request)
+            assert read_response(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(0.4)  # longer than the header deadline, between requests
+        sock.sendall(request[:40])
+        assert closed_within(sock, 3) < 2
+
+
 def test_a_connection_that_sends_nothing_is_dropped(start_gateway: GatewayFactory) -> None:
     gateway = start_gateway(server=TIMEOUTS)
     with connect(gateway) as sock:
