@@ -50,10 +50,7 @@ def ledger_text(value: str | None, limit: int = LEDGER_TEXT_MAX_CHARS) -> str | 
 
 def clean_row_text(row: dict[str, Any], limit: int = LEDGER_TEXT_MAX_CHARS) -> dict[str, Any]:
     """Every str value of a record row through `ledger_text`, in place; returns the row."""
-    if not _all_storable([value for value in row.values() if isinstance(value, str)], limit):
-        for name, value in row.items():
-            if isinstance(value, str):
-                row[name] = ledger_text(value, limit)
+    row.update(zip(row, clean_values(list(row.values()), limit), strict=True))
     return row
 
 

@@ -324,7 +324,7 @@ class SQLiteUsageStore:
     def _ping_sync(self) -> None:
         self._connection().execute("SELECT MAX(version) FROM usage_schema_version").fetchone()
 
-    def _write_sync(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write_sync(self, rows: list[list[Any]]) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
