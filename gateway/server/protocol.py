@@ -7,9 +7,10 @@ few hundred of them are a cheap denial of service (slowloris). Here a timer is a
 a connection opens and whenever a request has begun but its headers are not complete at
 the end of the data received, and disarmed when the headers are complete; if it fires
 first, the connection is closed. (Most requests arrive with all their headers in one
-read: they never need the timer, which would cost a timer made and cancelled per request.) The deadline is
-`server.header_timeout_s`, read from the application's lifespan state (`create_app`
-puts it there), so each worker of `serve --workers N` uses its own config.
+read: they never need the timer, which would cost a timer made and cancelled per
+request.) The deadline is `server.header_timeout_s`, read from the application's lifespan
+state (`create_app` puts it there), so each worker of `serve --workers N` uses its own
+config.
 
 The body's deadline (`server.body_timeout_s`) is enforced where the body is read
 (`gateway.server.bodies.read_json`), with a 408 the client can see.
