@@ -198,7 +198,7 @@ class _RequestSeries:
     `/metrics` only once it has counted something. Keys are bounded as the labels are
     (config names, statuses); so is the cache."""
 
-    __slots__ = ("_labels", "_made", "_metrics", "duration", "requests")
+    __slots__ = ("_made", "_metrics", "_specs", "duration", "requests")
 
     def __init__(
         self, metrics: Metrics, route: str, model: str, team: str, key_id: str, status: int
@@ -206,22 +206,22 @@ class _RequestSeries:
         self._metrics = metrics
         self.requests = metrics._child(metrics.requests, route, model, team, key_id, str(status))
         self.duration = metrics._child(metrics.duration, route, model)
-        self._labels = (model, team, key_id)
-        self._made: list[Any] = [None] * 6
+        # (metric, labels) of each lazily made child, in `_TTFT` ... `_COST` order.
+        self._specs: tuple[tuple[Any, tuple[str, ...]], ...] = (
+            (metrics.ttft, (model,)),
+            *(
+                (metrics.tokens, (model, team, key_id, kind))
+                for kind in ("input", "output", "cache_read", "cache_write")
+            ),
+            (metrics.cost, (model, team, key_id)),
+        )
+        self._made: list[Any] = [None] * len(self._specs)
 
     def child(self, which: int) -> Any:
         made = self._made[which]
         if made is None:
-            metrics = self._metrics
-            model, team, key_id = self._labels
-            if which == _TTFT:
-                made = metrics._child(metrics.ttft, model)
-            elif which == _COST:
-                made = metrics._child(metrics.cost, model, team, key_id)
-            else:
-                kind = ("input", "output", "cache_read", "cache_write")[which - _INPUT]
-                made = metrics._child(metrics.tokens, model, team, key_id, kind)
-            self._made[which] = made
+            metric, labels = self._specs[which]
+            made = self._made[which] = self._metrics._child(metric, *labels)
         return made
 
 

@@ -131,11 +131,8 @@ _WholePrices = tuple[tuple[int | None, ...], int]
 
 def _whole_prices(price: Price) -> _WholePrices:
     values = price.values()
-    exponent = max(
-        (-int(v.as_tuple().exponent) for v in values if v is not None and v.is_finite()),
-        default=0,
-    )
-    exponent = max(exponent, 0)
+    # The most decimal places of any price (config and table prices are finite).
+    exponent = max([0, *(-int(v.as_tuple().exponent) for v in values if v is not None)])
     return (
         tuple(None if v is None else int(v.scaleb(exponent, _EXACT)) for v in values),
         exponent,

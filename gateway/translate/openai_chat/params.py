@@ -196,7 +196,7 @@ def _stop_sequences(
     if not stop:
         return []
     # An empty sequence asks for nothing (and Bedrock refuses it), so it is skipped.
-    sequences = [s for s in ([stop] if isinstance(stop, str) else stop or ()) if s]
+    sequences = [s for s in ([stop] if isinstance(stop, str) else stop) if s]
     if any(marker in model_id for marker in WHITESPACE_STOP_REFUSED) and not all(
         s.strip() for s in sequences
     ):
