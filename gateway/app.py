@@ -27,6 +27,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 from gateway.bedrock.client import AioBedrockClient, BedrockClient, StaticCredentials
 from gateway.bedrock.discovery import Discovery
@@ -42,7 +43,7 @@ from gateway.pipeline.handler import SurfaceEndpoint
 from gateway.pipeline.runtime import Gateway, Runtime
 from gateway.pipeline.surface import Surface
 from gateway.server.bodies import json_response
-from gateway.server.dispatch import DirectRoutes
+from gateway.server.dispatch import GatewayApp
 from gateway.server.middleware import AuthMiddleware, RequestMiddleware
 from gateway.server.probes import healthz, metrics, readyz
 from gateway.server.protocol import HEADER_TIMEOUT_STATE
@@ -239,16 +240,14 @@ def create_app(
     if config.metrics.enabled:
         routes.append(Route(config.metrics.path, metrics, methods=["GET"]))
 
-    app = Starlette(
+    app = GatewayApp(
+        # The surfaces run their whole pipeline themselves, in front of starlette's stack.
+        direct=direct,
+        edge=_cors(config.server.cors),
         routes=routes,
         middleware=[
-            *_cors(config.server.cors),
-            Middleware(RequestMiddleware, route_labels=frozenset({*direct, *_LABELLED_ROUTES})),
-            # The surfaces authenticate in their own pipeline: they leave before AuthMiddleware.
-            Middleware(DirectRoutes, routes=direct),
-            Middleware(
-                AuthMiddleware, public_paths=lambda: public_paths, own_auth=frozenset(direct)
-            ),
+            Middleware(RequestMiddleware, route_labels=frozenset(_LABELLED_ROUTES)),
+            Middleware(AuthMiddleware, public_paths=lambda: public_paths),
         ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
@@ -286,7 +285,7 @@ async def _start_discovery(
     stack.push_async_callback(discovery.aclose)
 
 
-def _cors(cors: CorsConfig) -> list[Middleware]:
+def _cors(cors: CorsConfig) -> Callable[[ASGIApp], ASGIApp] | None:
     """Starlette's CORS middleware at the very edge, when origins are configured.
 
     Outside everything else, so a browser's preflight (`OPTIONS` with
@@ -296,17 +295,19 @@ def _cors(cors: CorsConfig) -> list[Middleware]:
     CORS header is ever sent, and a preflight is an ordinary request (a 405).
     """
     if not cors.allow_origins:
-        return []
-    return [
-        Middleware(
-            CORSMiddleware,
+        return None
+
+    def edge(app: ASGIApp) -> ASGIApp:
+        return CORSMiddleware(
+            app,
             allow_origins=cors.allow_origins,
             allow_methods=["GET", "POST", "DELETE", "PATCH", "PUT"],
             allow_headers=cors.allow_headers,
             expose_headers=_CORS_EXPOSED,
             max_age=cors.max_age_s,
         )
-    ]
+
+    return edge
 
 
 def _install_sighup(gateway: Gateway) -> Callable[[], None]:

@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import GatewayError, InternalError, MethodNotAllowedError, UpstreamError
-from gateway.ids import new_record_id
+from gateway.ids import new_id, new_record_id
 from gateway.pipeline.admit import Admitted, admit, resolve_model
 from gateway.pipeline.authenticate import authenticate
 from gateway.pipeline.context import RequestContext
@@ -32,6 +32,7 @@ from gateway.pipeline.runtime import Gateway
 from gateway.pipeline.surface import Surface
 from gateway.pipeline.upstream import Upstream
 from gateway.server.bodies import read_json
+from gateway.server.headers import request_id_from
 from gateway.usage.clean import validate_end_user
 
 __all__ = ["CLIENT_CLOSED_REQUEST", "SurfaceEndpoint", "error_type_of"]
@@ -57,19 +58,22 @@ class SurfaceEndpoint:
         self.surface = surface
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         surface = self.surface
+        # Created by the lifespan, after this endpoint was built: looked up per request.
         gateway: Gateway = scope["app"].state.gateway
         runtime = gateway.runtime  # one config snapshot for the whole request
         ctx = RequestContext(
             id=new_record_id(),
-            request_id=scope["state"]["request_id"],
+            request_id=request_id_from(scope["headers"]) or new_id(),
             route=surface.route,
             arrived=datetime.now(UTC),
-            started=scope["state"]["started"],
+            started=started,
             runtime=runtime,
             billable=surface.billable,
             headers=scope["headers"],
         )
+        request_id_header = (b"x-request-id", ctx.request_id.encode("latin-1"))
         response_started = False
         # uvicorn's send waits while the socket's buffer is full: a client that stops
         # reading would hold the request (and its Bedrock stream) for ever.
@@ -80,6 +84,7 @@ class SurfaceEndpoint:
             if message["type"] == "http.response.start":
                 response_started = True
                 ctx.status = message["status"]
+                message["headers"] = [*message.get("headers", ()), request_id_header]
                 await send(message)
                 return
             try:
@@ -89,6 +94,8 @@ class SurfaceEndpoint:
                 raise ClientDisconnect() from None
 
         slot: Admitted | None = None
+        inflight = gateway.metrics.inflight_for(surface.route)
+        inflight.inc()
         try:
             if scope["method"] != "POST":
                 raise MethodNotAllowedError(
@@ -139,7 +146,8 @@ class SurfaceEndpoint:
             bounded.close()
             if slot is not None:
                 slot.release()
-            ctx.latency_ms = round((time.perf_counter() - ctx.started) * 1000, 3)
+            inflight.dec()
+            ctx.latency_ms = round((time.perf_counter() - started) * 1000, 3)
             finish(gateway, ctx)
 
 

@@ -8,15 +8,17 @@ found the first two). So a listed name is percent-encoded outside printable ASCI
 and `%`, which would make the list ambiguous), cut to `NAME_CHARS` characters once
 encoded, and at most `shown` names are listed, then how many more there were: the value
 stays under 2 KB whatever the body held.
+
+`x-request-id` is the caller's own when it is short and printable, else one of ours.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
-__all__ = ["NAMES_SHOWN", "NAME_CHARS", "name_list"]
+__all__ = ["NAMES_SHOWN", "NAME_CHARS", "name_list", "request_id_from"]
 
 NAMES_SHOWN = 20
 NAME_CHARS = 96
@@ -38,3 +40,15 @@ def _encoded(name: str) -> str:
 
 
 _PARTIAL_ESCAPE = re.compile(r"%[0-9A-F]?$")
+
+
+def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The caller's `x-request-id`, when it is one we may echo and log; else None."""
+    for key, value in headers:
+        if key == b"x-request-id":
+            text: str = value.decode("latin-1")
+            # A caller's id is echoed back and logged: keep it short and printable.
+            if 0 < len(text) <= 128 and text.isprintable():
+                return text
+            return None
+    return None

@@ -1,18 +1,19 @@
-"""Pure-ASGI middleware at the edge: request bookkeeping (outer) and authentication (inner).
+"""Pure-ASGI middleware of starlette's stack: request bookkeeping (outer), authentication.
 
-Order is fixed in `app.create_app`:
+The surfaces' routes never reach this stack: `gateway.server.dispatch.GatewayApp` hands
+them to their endpoint in front of it, and the endpoint keeps their request id, in-flight
+gauge, authentication and errors itself (`gateway.pipeline.handler`). For every other
+route the order is fixed in `app.create_app`:
 
-    CORSMiddleware -> RequestMiddleware -> DirectRoutes -> AuthMiddleware -> router
+    CORSMiddleware -> GatewayApp -> ServerErrorMiddleware -> RequestMiddleware
+    -> AuthMiddleware -> router
 
-`RequestMiddleware` sees every request first and last: it assigns the request id (echoed
-in `x-request-id`), snapshots the running config, keeps `gateway_inflight_requests`, and
-turns any `GatewayError` (or unexpected exception) from the routes it does not own into an
-OpenAI-shaped error. The surfaces' routes run the whole request pipeline themselves
-(`gateway.pipeline.handler`), in their own error shape, with their own ledger record:
-`DirectRoutes` hands them over before `AuthMiddleware`, which decides who is calling for
-the other routes that need a key (models, usage). Both are plain ASGI (not
-`BaseHTTPMiddleware`) so that streamed responses pass through untouched, as in starlette's
-own gzip middleware.
+`RequestMiddleware` assigns the request id (echoed in `x-request-id`), snapshots the
+running config, keeps `gateway_inflight_requests`, and turns any `GatewayError` (or
+unexpected exception) into an OpenAI-shaped error. `AuthMiddleware` decides who is calling
+for the routes that need a key (models, usage, admin). Both are plain ASGI (not
+`BaseHTTPMiddleware`) so that responses pass through untouched, as in starlette's own gzip
+middleware.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import GatewayError, InternalError
 from gateway.ids import new_id
 from gateway.pipeline.authenticate import authenticate
+from gateway.server.headers import request_id_from
 
 if TYPE_CHECKING:
     from gateway.pipeline.runtime import Gateway
@@ -68,7 +70,7 @@ class RequestMiddleware:
         # Created by the lifespan, after this middleware was built: look it up per request.
         gateway: Gateway = scope["app"].state.gateway
         started = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or new_id()
+        request_id = request_id_from(scope["headers"]) or new_id()
         path: str = scope["path"]
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -107,36 +109,18 @@ class RequestMiddleware:
 class AuthMiddleware:
     """Puts the caller's `Principal` in `scope["state"]["principal"]`, or answers 401.
 
-    Skips the public paths (probes, metrics) and the surfaces' paths, which authenticate
-    in their own pipeline and answer in their own error shape.
+    Skips the public paths (probes, metrics). The surfaces never come here: they
+    authenticate in their own pipeline and answer in their own error shape.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, public_paths: Callable[[], frozenset[str]], own_auth: frozenset[str]
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, public_paths: Callable[[], frozenset[str]]) -> None:
         self.app = app
         self.public_paths = public_paths
-        self.own_auth = own_auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] in self.own_auth
-            or scope["path"] in self.public_paths()
-        ):
+        if scope["type"] != "http" or scope["path"] in self.public_paths():
             await self.app(scope, receive, send)
             return
         state = scope["state"]
         state["principal"] = authenticate(state["runtime"].keys, scope["headers"])
         await self.app(scope, receive, send)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            text: str = value.decode("latin-1")
-            # A caller's id is echoed back and logged: keep it short and printable.
-            if 0 < len(text) <= 128 and text.isprintable():
-                return text
-            return None
-    return None
