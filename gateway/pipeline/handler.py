@@ -32,6 +32,7 @@ from gateway.pipeline.runtime import Gateway
 from gateway.pipeline.surface import Surface
 from gateway.pipeline.upstream import Upstream
 from gateway.server.bodies import read_json
+from gateway.server.deadlines import Handle, deadlines
 from gateway.server.headers import request_id_from
 from gateway.usage.clean import validate_end_user
 
@@ -154,12 +155,12 @@ class SurfaceEndpoint:
 class _BoundedSend:
     """`send`, each call failing with `TimeoutError` once it has waited `timeout_s`.
 
-    `asyncio.timeout` around every send cost a timer per write (a `TimerHandle` pushed on
-    the loop's heap and cancelled again, dozens per stream), though a send that does not
-    find the socket's buffer full returns without waiting at all. Here one timer serves a
-    whole response: set at its first send, it notes when the send in progress started
-    (a clock read per send) and, when it fires, fails that send if it is overdue, or sets
-    itself for that send's deadline; with no send in progress it lapses until the next.
+    `asyncio.timeout` around every send cost a timer per write (dozens per stream), though
+    a send that does not find the socket's buffer full returns without waiting at all.
+    Here one deadline (`gateway.server.deadlines`, no loop timer of its own) serves a whole
+    response: set at its first send, it notes when the send in progress started (a clock
+    read per send) and, when it fires, fails that send if it is overdue, or sets itself for
+    that send's deadline; with no send in progress it lapses until the next.
     """
 
     __slots__ = ("_expired", "_loop", "_send", "_started", "_task", "_timeout_s", "_timer")
@@ -168,7 +169,7 @@ class _BoundedSend:
         self._send = send
         self._timeout_s = timeout_s
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Handle | None = None
         self._started: float | None = None  # loop time the send in progress started
         self._task: asyncio.Task[Any] | None = None  # the task making it
         self._expired = False  # we cancelled that task, for being too slow
@@ -177,7 +178,7 @@ class _BoundedSend:
         task = self._task = asyncio.current_task()
         started = self._started = self._loop.time()
         if self._timer is None:
-            self._timer = self._loop.call_at(started + self._timeout_s, self._check)
+            self._timer = deadlines().call_at(started + self._timeout_s, self._check)
         try:
             await self._send(message)
         except asyncio.CancelledError:
@@ -189,19 +190,19 @@ class _BoundedSend:
             self._expired = False
 
     def close(self) -> None:
-        """The response is over: no timer outlives it."""
+        """The response is over: no deadline outlives it."""
         if self._timer is not None:
-            self._timer.cancel()
+            deadlines().cancel(self._timer)
             self._timer = None
 
     def _check(self) -> None:
         self._timer = None
         started, task = self._started, self._task
         if started is None or task is None:
-            return  # no send waits: the next one sets the timer again
+            return  # no send waits: the next one sets the deadline again
         deadline = started + self._timeout_s
         if self._loop.time() < deadline:
-            self._timer = self._loop.call_at(deadline, self._check)
+            self._timer = deadlines().call_at(deadline, self._check)
         elif not task.cancelling():  # (a task already being cancelled is ending anyway)
             self._expired = True
             task.cancel()

@@ -24,6 +24,7 @@ from starlette.types import Receive
 
 from gateway.bedrock.client import BedrockClient, BedrockError, BedrockStream
 from gateway.bedrock.retries import FIRST_TOKEN_TIMEOUT, call_with_fallbacks
+from gateway.server.deadlines import deadlines
 from gateway.server.streaming import SSEResponse, StreamEncoder, wait_for_disconnect
 
 if TYPE_CHECKING:
@@ -266,7 +267,8 @@ class Upstream:
             watcher = asyncio.ensure_future(wait_for_disconnect(self._receive))
             watcher.add_done_callback(on_watcher_done)
 
-        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, start_watching)
+        table = deadlines()  # (a loop timer per request cost more than this watch)
+        timer = table.call_later(WATCH_AFTER_S, start_watching)
         try:
             return await work
         except asyncio.CancelledError:
@@ -275,6 +277,6 @@ class Upstream:
             raise  # we are being cancelled ourselves
         finally:
             finished = True
-            timer.cancel()
+            table.cancel(timer)
             if watcher is not None:
                 watcher.cancel()

@@ -6,7 +6,6 @@ oversized upload is refused without being buffered whole.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from starlette.types import Receive
 
 from gateway.errors import InvalidRequestError, PayloadTooLargeError, RequestTimeoutError
 from gateway.schemas.openai import validation_error_param
+from gateway.server.deadlines import coarse_timeout
 
 __all__ = ["json_response", "read_json", "validate"]
 
@@ -80,7 +80,7 @@ async def _read_body(receive: Receive, limit: int, timeout_s: float | None) -> b
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(timeout_s):
+        with coarse_timeout(timeout_s):  # (`asyncio.timeout` costs a loop timer)
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":

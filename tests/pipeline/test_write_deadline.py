@@ -1,4 +1,4 @@
-"""The write deadline: every send of a response is bounded, with one timer per response.
+"""The write deadline: every send of a response is bounded, with one deadline per response.
 
 The end-to-end case (a client that stops reading is dropped as `client_write_timeout`)
 is in tests/server/test_slow_clients.py; these pin the timer's bookkeeping.
@@ -13,6 +13,7 @@ import pytest
 from starlette.types import Message
 
 from gateway.pipeline.handler import _BoundedSend
+from gateway.server.deadlines import Deadlines, deadlines
 
 TIMEOUT_S = 0.2
 BODY: Message = {"type": "http.response.body", "body": b"x", "more_body": True}
@@ -87,23 +88,25 @@ async def test_someone_elses_cancellation_passes_through() -> None:
     bounded.close()
 
 
-async def test_one_timer_serves_a_response_and_none_outlives_it(
+async def test_one_deadline_serves_a_response_and_none_outlives_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    timers: list[asyncio.TimerHandle] = []
-    call_at = loop.call_at
+    table = deadlines()
+    set_: list[Any] = []
+    call_at = Deadlines.call_at
 
-    def spy(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
-        timer = call_at(when, callback, *args, **kwargs)
-        timers.append(timer)
-        return timer
+    def spy(self: Deadlines, when: float, callback: Any) -> Any:
+        handle = call_at(self, when, callback)
+        set_.append(handle)
+        return handle
 
-    monkeypatch.setattr(loop, "call_at", spy)
+    monkeypatch.setattr(Deadlines, "call_at", spy)
+    pending = table.pending()
     client = Client()
     bounded = _BoundedSend(client.send, 3600)
     for _ in range(50):
         await bounded(BODY)
-    assert len(timers) == 1  # asyncio.timeout per send made 50
+    assert len(set_) == 1  # asyncio.timeout per send made 50 loop timers
+    assert table.pending() == pending + 1
     bounded.close()
-    assert timers[0].cancelled()
+    assert table.pending() == pending
