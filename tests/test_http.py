@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from starlette.requests import Request
 from starlette.types import Message
 
 from gateway.errors import InvalidRequestError, PayloadTooLargeError
@@ -19,7 +18,7 @@ def read(
         return {"type": "http.request", "body": body, "more_body": False}
 
     scope = {"type": "http", "method": "POST", "path": "/", "headers": headers or []}
-    return asyncio.run(read_json(Request(scope, receive), limit))
+    return asyncio.run(read_json(scope, receive, limit))
 
 
 def nested(depth: int) -> bytes:
@@ -63,7 +62,7 @@ def test_the_body_is_joined_from_its_messages_and_a_disconnect_ends_it() -> None
             return queue.pop(0)
 
         scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
-        return asyncio.run(read_json(Request(scope, receive), 1_000, timeout_s=5))
+        return asyncio.run(read_json(scope, receive, 1_000, timeout_s=5))
 
     parts = [b'{"messages"', b": ", b"", b"[1, 2]}"]
     messages: list[Message] = [

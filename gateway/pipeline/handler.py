@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import GatewayError, InternalError, MethodNotAllowedError, UpstreamError
@@ -105,7 +105,7 @@ class SurfaceEndpoint:
             ctx.principal = authenticate(runtime.keys, scope["headers"])
             server = runtime.config.server
             body = await read_json(
-                Request(scope, receive), server.max_body_bytes, timeout_s=server.body_timeout_s
+                scope, receive, server.max_body_bytes, timeout_s=server.body_timeout_s
             )
             parsed = surface.parse(body, ctx)
             ctx.stream = parsed.stream

@@ -69,7 +69,9 @@ def _admin(request: Request) -> tuple[KeyManager, str]:
 
 async def _body(request: Request, model: type[B]) -> B:
     gateway: Gateway = request.app.state.gateway
-    data = await read_json(request, gateway.runtime.config.server.max_body_bytes)
+    data = await read_json(
+        request.scope, request.receive, gateway.runtime.config.server.max_body_bytes
+    )
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
