@@ -42,6 +42,8 @@ class ServerConfig(Strict):
     body_timeout_s: PositiveFloat = 30
     # Not in the contract: a client that reads nothing of its response (a stream it
     # stopped reading) for this long is dropped, and Bedrock's stream with it.
+    # (The body and write limits are kept on a 25 ms tick, gateway/server/deadlines.py:
+    # one may be passed by up to that much before it is enforced.)
     write_timeout_s: PositiveFloat = 60
 
 
