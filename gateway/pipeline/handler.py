@@ -163,12 +163,22 @@ class _BoundedSend:
     that send's deadline; with no send in progress it lapses until the next.
     """
 
-    __slots__ = ("_expired", "_loop", "_send", "_started", "_task", "_timeout_s", "_timer")
+    __slots__ = (
+        "_deadlines",
+        "_expired",
+        "_loop",
+        "_send",
+        "_started",
+        "_task",
+        "_timeout_s",
+        "_timer",
+    )
 
     def __init__(self, send: Send, timeout_s: float) -> None:
         self._send = send
         self._timeout_s = timeout_s
         self._loop = asyncio.get_running_loop()
+        self._deadlines = deadlines()
         self._timer: Handle | None = None
         self._started: float | None = None  # loop time the send in progress started
         self._task: asyncio.Task[Any] | None = None  # the task making it
@@ -178,7 +188,7 @@ class _BoundedSend:
         task = self._task = asyncio.current_task()
         started = self._started = self._loop.time()
         if self._timer is None:
-            self._timer = deadlines().call_at(started + self._timeout_s, self._check)
+            self._timer = self._deadlines.call_at(started + self._timeout_s, self._check)
         try:
             await self._send(message)
         except asyncio.CancelledError:
@@ -192,7 +202,7 @@ class _BoundedSend:
     def close(self) -> None:
         """The response is over: no deadline outlives it."""
         if self._timer is not None:
-            deadlines().cancel(self._timer)
+            self._deadlines.cancel(self._timer)
             self._timer = None
 
     def _check(self) -> None:
@@ -202,7 +212,7 @@ class _BoundedSend:
             return  # no send waits: the next one sets the deadline again
         deadline = started + self._timeout_s
         if self._loop.time() < deadline:
-            self._timer = deadlines().call_at(deadline, self._check)
+            self._timer = self._deadlines.call_at(deadline, self._check)
         elif not task.cancelling():  # (a task already being cancelled is ending anyway)
             self._expired = True
             task.cancel()
