@@ -82,16 +82,18 @@ class Deadlines:
         now = math.floor(self._loop.time() / TICK_S)
         for slot in range(self._done + 1, now + 1):
             self._done = slot  # a callback that sets a deadline now gets a later slot
-            due = self._slots.pop(slot, None)
-            if due is None:
-                continue
-            for callback in due.values():
+            due = self._slots.get(slot)
+            # Each entry leaves the slot as it runs: one cancelled by an earlier callback
+            # of the same slot does not run, as with the loop's own timers.
+            while due:
+                callback = due.pop(next(iter(due)))
                 try:
                     callback()
                 except Exception as exc:  # as the loop does for a failing timer callback
                     self._loop.call_exception_handler(
                         {"message": "a deadline's callback failed", "exception": exc}
                     )
+            self._slots.pop(slot, None)
         self._timer = None
         if self._slots:  # every TICK_S, not at the earliest slot: no search, no re-arming
             self._timer = self._loop.call_at((now + 1) * TICK_S, self._tick)

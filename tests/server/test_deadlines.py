@@ -180,3 +180,24 @@ def test_after_an_idle_spell_the_first_tick_does_not_walk_the_gap() -> None:
         return visited
 
     assert asyncio.run(main()) < 100
+
+
+def test_a_deadline_cancelled_by_another_of_its_slot_does_not_run() -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        table = deadlines()
+        fired: list[str] = []
+        when = loop.time() + 0.01
+        later: list[Any] = []
+
+        def first() -> None:
+            fired.append("first")
+            table.cancel(later[0])
+
+        table.call_at(when, first)
+        later.append(table.call_at(when, lambda: fired.append("cancelled")))
+        await asyncio.sleep(0.01 + 3 * TICK_S)
+        assert table.pending() == 0
+        return fired
+
+    assert asyncio.run(main()) == ["first"]
