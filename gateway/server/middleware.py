@@ -5,8 +5,8 @@ them to their endpoint in front of it, and the endpoint keeps their request id, 
 gauge, authentication and errors itself (`gateway.pipeline.handler`). For every other
 route the order is fixed in `app.create_app`:
 
-    CORSMiddleware -> GatewayApp -> ServerErrorMiddleware -> RequestMiddleware
-    -> AuthMiddleware -> router
+    GatewayApp's front door (CORSMiddleware, when configured) -> ServerErrorMiddleware
+    -> RequestMiddleware -> AuthMiddleware -> router
 
 `RequestMiddleware` assigns the request id (echoed in `x-request-id`), snapshots the
 running config, keeps `gateway_inflight_requests`, and turns any `GatewayError` (or
