@@ -177,8 +177,8 @@ class _BoundedSend:
     def __init__(self, send: Send, timeout_s: float) -> None:
         self._send = send
         self._timeout_s = timeout_s
-        self._loop = asyncio.get_running_loop()
         self._deadlines = deadlines()
+        self._loop = self._deadlines.loop
         self._timer: Handle | None = None
         self._started: float | None = None  # loop time the send in progress started
         self._task: asyncio.Task[Any] | None = None  # the task making it

@@ -37,10 +37,10 @@ Handle = tuple[int, int]  # (slot, key)
 class Deadlines:
     """The deadlines of one event loop (get it with `deadlines()`)."""
 
-    __slots__ = ("__weakref__", "_done", "_keys", "_loop", "_slots", "_timer")
+    __slots__ = ("__weakref__", "_done", "_keys", "_slots", "_timer", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop  # the loop whose time and timer these deadlines use
         self._slots: dict[int, dict[int, Callable[[], None]]] = {}
         self._keys = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
@@ -51,8 +51,8 @@ class Deadlines:
         later), unless `cancel` is given the handle returned first."""
         if self._timer is None:
             # Idle until now, so nothing is pending: no slot up to now needs a visit.
-            self._done = max(self._done, math.floor(self._loop.time() / TICK_S))
-            self._timer = self._loop.call_at((self._done + 1) * TICK_S, self._tick)
+            self._done = max(self._done, math.floor(self.loop.time() / TICK_S))
+            self._timer = self.loop.call_at((self._done + 1) * TICK_S, self._tick)
         slot = max(math.ceil(when / TICK_S), self._done + 1)
         key = next(self._keys)
         pending = self._slots.get(slot)
@@ -62,7 +62,7 @@ class Deadlines:
         return slot, key
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Handle:
-        return self.call_at(self._loop.time() + delay, callback)
+        return self.call_at(self.loop.time() + delay, callback)
 
     def cancel(self, handle: Handle) -> None:
         """Forget a deadline; harmless when it has fired or was cancelled already."""
@@ -79,7 +79,7 @@ class Deadlines:
 
     def _tick(self) -> None:
         """Run the slots that came due; tick again while any deadline is pending."""
-        now = math.floor(self._loop.time() / TICK_S)
+        now = math.floor(self.loop.time() / TICK_S)
         for slot in range(self._done + 1, now + 1):
             self._done = slot  # a callback that sets a deadline now gets a later slot
             due = self._slots.get(slot)
@@ -90,13 +90,13 @@ class Deadlines:
                 try:
                     callback()
                 except Exception as exc:  # as the loop does for a failing timer callback
-                    self._loop.call_exception_handler(
+                    self.loop.call_exception_handler(
                         {"message": "a deadline's callback failed", "exception": exc}
                     )
             self._slots.pop(slot, None)
         self._timer = None
         if self._slots:  # every TICK_S, not at the earliest slot: no search, no re-arming
-            self._timer = self._loop.call_at((now + 1) * TICK_S, self._tick)
+            self._timer = self.loop.call_at((now + 1) * TICK_S, self._tick)
 
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
@@ -110,7 +110,7 @@ def deadlines() -> Deadlines:
     global _last
     loop = asyncio.get_running_loop()
     last = _last
-    if last is not None and last._loop is loop:
+    if last is not None and last.loop is loop:
         return last
     found = _by_loop.get(loop)
     if found is None:
